@@ -1,0 +1,1 @@
+"""pnc-pki adapters: REST, OCPP, OCSP HTTP and the pnc CLI."""

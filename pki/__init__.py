@@ -1,0 +1,1 @@
+"""pnc-pki domain core: certificate profiles, CA service, key stores, storage. No web framework here."""
