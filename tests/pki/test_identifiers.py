@@ -317,8 +317,8 @@ def test_new_emaid_random_default_uses_secrets() -> None:
 
 def test_new_emaid_seeded_rng_is_reproducible() -> None:
     # A seeded, non-cryptographic RNG is exactly what a reproducible test wants.
-    first = new_emaid("DE", "8AA", rng=random.Random(7))  # noqa: S311
-    assert first == new_emaid("DE", "8AA", rng=random.Random(7))  # noqa: S311
+    first = new_emaid("DE", "8AA", rng=random.Random(7))
+    assert first == new_emaid("DE", "8AA", rng=random.Random(7))
     assert len(new_emaid("DE", "8AA", rng=secrets)) == 15
 
 

@@ -1,0 +1,37 @@
+# pnc-pki — two-command quick start: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck check pg-test oracle bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## Serve on 127.0.0.1:8080 with SQLite under ./var; creates a development PKI and var/admin-token on first start.
+run: $(STAMP)
+	$(BIN)/pnc serve
+
+## The whole suite (tests needing optional peers — Java oracle, SoftHSM — skip loudly when absent).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## Storage tests again on PostgreSQL (CI does this after `make test`).
+pg-test: $(STAMP)
+	PNC_DATABASE_URL=$${PNC_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -m storage
+
+lint: $(STAMP)
+	$(BIN)/ruff check pki api tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict pki
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

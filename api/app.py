@@ -1,0 +1,46 @@
+"""``create_app(settings)``: the FastAPI application with its lifespan.
+
+Start-up migrates the database, recovers interrupted issuance and, in development mode, creates the development
+PKI and an admin token (written to ``var/admin-token``, mode 0600).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.context import Services, bootstrap, build_services
+from api.rest import cas, certificates, problems, public
+from api.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    settings = settings or (services.settings if services else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = services is None
+        svc = services or build_services(settings)
+        bootstrap(svc)
+        app.state.services = svc
+        try:
+            yield
+        finally:
+            if own:
+                svc.close()
+
+    app = FastAPI(
+        title="pnc-pki",
+        version="0.1.0",
+        description="Plug & Charge PKI: ISO 15118 and OCPP certificates, OCSP, CRLs.",
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    problems.install(app)
+    app.include_router(public.router)
+    app.include_router(cas.router)
+    app.include_router(certificates.router)
+    return app

@@ -1,0 +1,87 @@
+"""Certificates: list, show, download, and issue from a CSR."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from api.deps import READ_ROLES, Actor, ServicesDep, require
+from api.rest.schemas import CertificateOut, IssueRequest, IssueResponse
+from pki.csr_policy import SubjectExpectation
+from pki.errors import InvalidRequest, NotFound
+from pki.profiles import CertKind, Generation
+from pki.store import repo
+
+router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
+Reader = Annotated[Actor, Depends(require(*READ_ROLES))]
+Issuer = Annotated[Actor, Depends(require("operator", "csms"))]
+
+
+def _issuer_name(services: ServicesDep, ca_id: int, cache: dict[int, str]) -> str:
+    if ca_id not in cache:
+        cache[ca_id] = services.authority.ca_by_id(ca_id).name
+    return cache[ca_id]
+
+
+@router.get("", response_model=list[CertificateOut], summary="List certificates")
+def list_certificates(
+    services: ServicesDep,
+    _: Reader,
+    kind: str | None = None,
+    status: Literal["valid", "revoked"] | None = None,
+    owner: str | None = None,
+    issuer: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[CertificateOut]:
+    ca_id = services.authority.ca(issuer).id if issuer else None
+    rows = repo.list_certificates(services.db, kind=kind, status=status, owner=owner, ca_id=ca_id, limit=limit,
+                                  offset=offset)
+    names: dict[int, str] = {}
+    return [CertificateOut.of(r, _issuer_name(services, r.ca_id, names)) for r in rows]
+
+
+@router.get("/{cert_id}", response_model=CertificateOut, summary="Show one certificate")
+def get_certificate(cert_id: int, services: ServicesDep, _: Reader) -> CertificateOut:
+    rec = services.authority.certificate(cert_id)
+    return CertificateOut.of(rec, _issuer_name(services, rec.ca_id, {}))
+
+
+@router.get("/{cert_id}/download", summary="Download as PEM or DER, optionally with its chain",
+            response_class=Response)
+def download(cert_id: int, services: ServicesDep, _: Reader, format: Literal["pem", "der"] = "pem",
+             chain: bool = False) -> Response:
+    rec = services.authority.certificate(cert_id)
+    if rec.der is None:
+        raise NotFound(f"certificate {cert_id} has no data")
+    cert = x509.load_der_x509_certificate(rec.der)
+    if format == "der":
+        if chain:
+            raise InvalidRequest("a chain is only available as PEM")
+        return Response(rec.der, media_type="application/pkix-cert")
+    parts = [cert]
+    if chain:
+        parts += list(services.authority.chain(services.authority.ca_by_id(rec.ca_id)))
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in parts)
+    return Response(pem, media_type="application/x-pem-file")
+
+
+@router.post("", response_model=IssueResponse, status_code=201, summary="Issue a certificate from a CSR")
+def issue(body: IssueRequest, request: Request, services: ServicesDep, actor: Issuer) -> IssueResponse:
+    try:
+        kind = CertKind(body.kind)
+        generation = Generation(body.generation) if body.generation else None
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    expect = SubjectExpectation(common_name=body.expect_common_name, organization=body.expect_organization)
+    issued = services.authority.issue_from_csr(
+        body.csr, kind, generation=generation, issuer=body.issuer, expect=expect,
+        validity_days=body.validity_days, owner=body.owner, actor=actor.label,
+        request_id=request.headers.get("x-request-id"),
+    )
+    issuer_name = services.authority.ca_by_id(issued.record.ca_id).name
+    return IssueResponse(certificate=CertificateOut.of(issued.record, issuer_name), pem=issued.pem(),
+                         chain_pem=issued.chain_pem())

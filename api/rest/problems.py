@@ -1,0 +1,46 @@
+"""RFC 9457 problem+json for every error: domain errors, validation errors, unknown routes, and crashes."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pki.errors import PkiError
+
+log = logging.getLogger("pnc.api")
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, code: str, **extra: object) -> JSONResponse:
+    body = {"type": f"urn:pnc:problem:{code}", "title": title, "status": status, "detail": detail, "code": code}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PkiError)
+    async def _pki(_: Request, exc: PkiError) -> JSONResponse:
+        status = exc.status if exc.status < 500 else 500
+        title = "Request refused" if status < 500 else "Internal error"
+        return problem(status, title, exc.message, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return problem(422, "Invalid request", "the request does not match the schema", "ValidationError",
+                       errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), f"Http{exc.status_code}",
+                       ) if not isinstance(exc.detail, dict) else problem(exc.status_code, "Error", str(exc.detail),
+                                                                         f"Http{exc.status_code}")
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error: %s", type(exc).__name__)  # no message: it could carry input data
+        return problem(500, "Internal error", "an unexpected error occurred", "InternalError")

@@ -1,0 +1,45 @@
+"""Unauthenticated routes: health probes and CA certificates at the URLs placed in AIA caIssuers."""
+
+from __future__ import annotations
+
+import re
+
+from cryptography.hazmat.primitives import serialization
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+
+from api.deps import ServicesDep
+from pki.errors import InvalidRequest
+
+router = APIRouter(tags=["public"])
+_FILE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]{0,63})\.(?P<ext>der|pem|crt)$")
+
+
+@router.get("/health", summary="Liveness: the process answers")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: the database answers")
+def ready(services: ServicesDep, response: Response) -> dict[str, str]:
+    try:
+        with services.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:
+        response.status_code = 503
+        return {"status": "unavailable", "database": "down"}
+    return {"status": "ready", "database": "up"}
+
+
+@router.get("/ca/{filename}", summary="CA certificate (AIA caIssuers target), .der, .crt or .pem",
+            response_class=Response)
+def ca_certificate(filename: str, services: ServicesDep) -> Response:
+    match = _FILE.match(filename)
+    if not match:
+        raise InvalidRequest("use /ca/<name>.der, /ca/<name>.crt or /ca/<name>.pem")
+    ca = services.authority.ca(match["name"])
+    cert = services.authority.ca_certificate(ca)
+    if match["ext"] == "pem":
+        return Response(cert.public_bytes(serialization.Encoding.PEM), media_type="application/x-pem-file")
+    return Response(cert.public_bytes(serialization.Encoding.DER), media_type="application/pkix-cert",
+                    headers={"Cache-Control": "public, max-age=3600"})

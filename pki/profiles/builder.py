@@ -1,0 +1,170 @@
+"""Turn a profile + subject + public key + issuer into a signed certificate.
+
+The builder is pure: no database, no key store. The CA service (:mod:`pki.authority`) wraps it in the
+write-ahead issuance record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import AuthorityInformationAccessOID
+
+from pki.errors import PolicyViolation, SizeLimitExceeded
+from pki.keys.base import KeyAlgorithm, Signer, new_private_key, public_key_algorithm
+from pki.profiles.base import OCSP_NOCHECK, CnRule, Generation, Profile
+
+_DER = Encoding.DER
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Where relying parties find our OCSP responder, issuer certificate and CRL (placed in AIA / CRL DP)."""
+
+    ocsp: str | None
+    ca_issuers: str | None
+    crl: str | None
+
+
+def signature_hash(
+    issuer_key: Signer | x509.Certificate, generation: Generation
+) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None:
+    """ecdsa-with-SHA256 for -2 and OCPP P-256, SHA-512 for P-521 (-20), none for Ed448 (pure EdDSA)."""
+    key = issuer_key.public_key() if isinstance(issuer_key, x509.Certificate) else issuer_key
+    if isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        if key.curve.name == "secp521r1":
+            return hashes.SHA512()
+        if key.curve.name == "secp384r1":
+            return hashes.SHA384()
+        return hashes.SHA256()
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return hashes.SHA256()
+    raise PolicyViolation(f"unsupported issuer key type {type(key).__name__}")
+
+
+def max_signature_len(key: Signer) -> int:
+    """Upper bound of the DER signature, so a size check made with a throwaway key is conservative."""
+    if isinstance(key, ed448.Ed448PrivateKey):
+        return 114
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        n = (key.curve.key_size + 7) // 8
+        return 2 * (n + 1) + 6 + (1 if 2 * (n + 3) > 127 else 0)
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.key_size // 8
+    raise PolicyViolation("unsupported signing key")
+
+
+def _signature_len(cert: x509.Certificate) -> int:
+    return len(cert.signature)
+
+
+@dataclass(frozen=True)
+class CertificateTemplate:
+    """Everything the builder needs except the issuer's private key."""
+
+    profile: Profile
+    subject: x509.Name
+    public_key: CertificatePublicKeyTypes
+    serial: int
+    not_before: dt.datetime
+    not_after: dt.datetime
+    issuer_name: x509.Name
+    issuer_public_key: CertificatePublicKeyTypes
+    urls: Urls
+    dns_names: tuple[str, ...] = ()
+
+
+def _builder(t: CertificateTemplate) -> x509.CertificateBuilder:
+    p = t.profile
+    key_alg = public_key_algorithm(t.public_key)
+    if key_alg is None:
+        raise PolicyViolation("subject key type is not supported")
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(t.subject)
+        .issuer_name(t.issuer_name)
+        .public_key(t.public_key)
+        .serial_number(t.serial)
+        .not_valid_before(t.not_before)
+        .not_valid_after(t.not_after)
+        .add_extension(x509.BasicConstraints(ca=p.is_ca, path_length=p.path_length), critical=True)
+        .add_extension(p.key_usage_for(key_alg), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(t.public_key), critical=False)
+    )
+    if not p.is_root:
+        b = b.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(t.issuer_public_key),  # type: ignore[arg-type]
+            critical=False,
+        )
+    if p.extended_key_usage:
+        b = b.add_extension(x509.ExtendedKeyUsage(list(p.extended_key_usage)), critical=False)
+    if p.cn_rule is CnRule.FQDN and t.dns_names:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in t.dns_names]), critical=False)
+    if p.ocsp_nocheck:
+        b = b.add_extension(x509.UnrecognizedExtension(OCSP_NOCHECK, b"\x05\x00"), critical=False)
+    if p.aia and not p.is_root:
+        access = []
+        if t.urls.ocsp:
+            access.append(
+                x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(t.urls.ocsp))
+            )
+        if t.urls.ca_issuers:
+            access.append(
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(t.urls.ca_issuers)
+                )
+            )
+        if access:
+            b = b.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    if p.crl_distribution_point and t.urls.crl and not p.is_root:
+        b = b.add_extension(
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(t.urls.crl)], None, None, None)]
+            ),
+            critical=False,
+        )
+    return b
+
+
+def check_size(template: CertificateTemplate, issuer_key: Signer) -> int:
+    """Estimate the final DER size with a throwaway key of the issuer's algorithm, before anything is recorded.
+
+    Raises :class:`SizeLimitExceeded` so that an oversize certificate is refused up front, never signed.
+    """
+    limit = template.profile.max_der_size
+    if limit is None:
+        return 0
+    alg = _algorithm_of(issuer_key)
+    throwaway = new_private_key(alg)
+    probe = _builder(template).sign(throwaway, signature_hash(throwaway, template.profile.generation))
+    worst = len(probe.public_bytes(_DER)) - _signature_len(probe) + max_signature_len(throwaway)
+    if worst > limit:
+        raise SizeLimitExceeded(
+            f"{template.profile.kind.value} certificate would be {worst} bytes DER, over the "
+            f"{limit}-byte limit of {template.profile.generation.value}; shorten the subject"
+        )
+    return worst
+
+
+def sign_certificate(template: CertificateTemplate, issuer_key: Signer) -> x509.Certificate:
+    cert = _builder(template).sign(issuer_key, signature_hash(issuer_key, template.profile.generation))
+    limit = template.profile.max_der_size
+    if limit is not None and len(cert.public_bytes(_DER)) > limit:  # defensive: check_size is conservative
+        raise SizeLimitExceeded(f"signed certificate exceeds {limit} bytes")
+    return cert
+
+
+def _algorithm_of(key: Signer) -> KeyAlgorithm:
+    alg = public_key_algorithm(key.public_key())
+    if alg is None:
+        raise PolicyViolation("unsupported issuer key algorithm")
+    return alg
+

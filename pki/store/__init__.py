@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables and repository functions. The only database access in pki/."""

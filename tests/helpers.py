@@ -1,0 +1,57 @@
+"""Small helpers for tests: CSRs with chosen keys and subjects, openssl verification."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
+from cryptography.x509.oid import NameOID
+
+ATTR = {"CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME, "C": NameOID.COUNTRY_NAME,
+        "DC": NameOID.DOMAIN_COMPONENT, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME}
+
+
+def name(**attrs: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(ATTR[k], v) for k, v in attrs.items()])
+
+
+def make_csr(key: object, **attrs: str) -> bytes:
+    algorithm = None if isinstance(key, ed448.Ed448PrivateKey) else hashes.SHA256()
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name(**attrs)).sign(key, algorithm)  # type: ignore[arg-type]
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def p256() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def p521() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP521R1())
+
+
+def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def openssl_verify(leaf: x509.Certificate, chain: list[x509.Certificate], root: x509.Certificate) -> str:
+    """`openssl verify -x509_strict` as an independent judge; returns its output, raises on failure."""
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d)
+        (p / "root.pem").write_bytes(pem(root))
+        (p / "leaf.pem").write_bytes(pem(leaf))
+        args = ["openssl", "verify", "-x509_strict", "-CAfile", str(p / "root.pem")]
+        if chain:
+            (p / "chain.pem").write_bytes(b"".join(pem(c) for c in chain))
+            args += ["-untrusted", str(p / "chain.pem")]
+        res = subprocess.run([*args, str(p / "leaf.pem")], capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            raise AssertionError(f"openssl verify failed: {res.stdout}{res.stderr}")
+        return res.stdout

@@ -1,0 +1,101 @@
+"""Hostile and wrong CSRs are each refused with a precise error, before any key is touched."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pki.authority import Authority
+from pki.csr_policy import SubjectExpectation
+from pki.errors import InvalidRequest, PolicyViolation
+from pki.profiles import CertKind
+from pki.store import repo
+from tests.helpers import make_csr, p256, rsa_key
+
+SECC = {"CN": "DE*PNC*E12345*1", "O": "Test CPO", "C": "DE", "DC": "CPO"}
+
+
+def _tampered(csr_pem: bytes) -> bytes:
+    csr = x509.load_pem_x509_csr(csr_pem)
+    der = bytearray(csr.public_bytes(serialization.Encoding.DER))
+    der[-5] ^= 0x01  # inside the signature value
+    return bytes(der)
+
+
+@pytest.mark.parametrize(
+    ("csr_factory", "kind", "error", "message"),
+    [
+        (lambda: _tampered(make_csr(p256(), **SECC)), CertKind.SECC_LEAF, PolicyViolation, "signature does not verify"),
+        (lambda: make_csr(rsa_key(1024), CN="SN-1", O="Test CPO"), CertKind.STATION_CLIENT, PolicyViolation,
+         "RSA-1024 is not allowed"),
+        (lambda: make_csr(ec.generate_private_key(ec.SECP192R1()), CN="SN-1", O="Test CPO"),
+         CertKind.STATION_CLIENT, PolicyViolation, "EC secp192r1 is not allowed"),
+        (lambda: make_csr(rsa_key(2048), **SECC), CertKind.SECC_LEAF, PolicyViolation, "RSA-2048 is not allowed"),
+        (lambda: make_csr(ec.generate_private_key(ec.SECP384R1()), **SECC), CertKind.SECC_LEAF, PolicyViolation,
+         "EC secp384r1 is not allowed"),
+        (lambda: make_csr(p256(), **{**SECC, "DC": "MO"}), CertKind.SECC_LEAF, PolicyViolation,
+         "subject DC must be 'CPO'"),
+        (lambda: make_csr(p256(), CN="DE*PNC*E12345*1", O="Test CPO", C="DE"), CertKind.SECC_LEAF, PolicyViolation,
+         "found none"),
+        (lambda: make_csr(p256(), **{**SECC, "CN": "not an evse id"}), CertKind.SECC_LEAF, PolicyViolation,
+         "subject CN"),
+        (lambda: make_csr(p256(), CN="DEPNCA123456780", O="MO", C="DE", DC="MO"), CertKind.CONTRACT_LEAF,
+         PolicyViolation, "check digit"),
+        (lambda: make_csr(p256(), CN="http://evil.example", O="Test CPO"), CertKind.STATION_CLIENT,
+         PolicyViolation, "not a URL or IP"),
+        (lambda: make_csr(p256(), CN="10.0.0.1", O="Test CPO"), CertKind.STATION_CLIENT, PolicyViolation,
+         "not a URL or IP"),
+        (lambda: make_csr(p256(), CN="not_a_host!", O="Test CPO"), CertKind.CSMS_SERVER, PolicyViolation,
+         "fully qualified domain name"),
+        (lambda: b"-----BEGIN CERTIFICATE REQUEST-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE REQUEST-----\n",
+         CertKind.SECC_LEAF, InvalidRequest, "not a parsable PKCS#10"),
+        (lambda: b"\x00\x01garbage", CertKind.SECC_LEAF, InvalidRequest, "not a parsable PKCS#10"),
+        (lambda: b"A" * 20_000, CertKind.SECC_LEAF, InvalidRequest, "over the 10000-byte limit"),
+    ],
+    ids=["bad-signature", "rsa-1024", "p-192", "rsa-for-secc", "p384-for-secc", "wrong-dc", "missing-dc",
+         "bad-evseid", "bad-emaid-check-digit", "url-cn", "ip-cn", "bad-fqdn", "garbage-pem", "garbage-der",
+         "oversize"],
+)
+def test_hostile_csrs_are_refused(pki: Authority, csr_factory, kind, error, message) -> None:  # type: ignore[no-untyped-def]
+    before = repo.count_certificates(pki.db)
+    with pytest.raises(error, match=message):
+        pki.issue_from_csr(csr_factory(), kind)
+    assert repo.count_certificates(pki.db) == before  # nothing reserved, nothing signed
+
+
+@pytest.mark.parametrize(
+    ("attrs", "expect", "message"),
+    [
+        ({"CN": "SN-1", "O": "Other CPO"}, SubjectExpectation(common_name="SN-1", organization="Test CPO"),
+         "does not match the registered organisation"),
+        ({"CN": "SN-2", "O": "Test CPO"}, SubjectExpectation(common_name="SN-1", organization="Test CPO"),
+         "does not match the requester's identity"),
+    ],
+)
+def test_station_identity_binding(pki: Authority, attrs: dict[str, str], expect: SubjectExpectation,
+                                  message: str) -> None:
+    with pytest.raises(PolicyViolation, match=message):
+        pki.issue_from_csr(make_csr(p256(), **attrs), CertKind.STATION_CLIENT, expect=expect)
+    ok = pki.issue_from_csr(make_csr(p256(), CN="SN-1", O="Test CPO"), CertKind.STATION_CLIENT,
+                            expect=SubjectExpectation(common_name="SN-1", organization="Test CPO"))
+    assert ok.certificate.subject.rfc4514_string() == "O=Test CPO,CN=SN-1"
+
+
+def test_leaf_csr_asking_for_ca_is_refused(pki: Authority) -> None:
+    key = p256()
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name.from_rfc4514_string("CN=SN-9,O=Test CPO"))
+           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+           .sign(key, hashes.SHA256()))
+    with pytest.raises(PolicyViolation, match="CA:true"):
+        pki.issue_from_csr(csr.public_bytes(serialization.Encoding.PEM), CertKind.STATION_CLIENT)
+
+
+def test_refusals_are_audited(pki: Authority) -> None:
+    with pytest.raises(PolicyViolation):
+        pki.issue_from_csr(make_csr(rsa_key(1024), CN="SN-1", O="Test CPO"), CertKind.STATION_CLIENT,
+                           actor="token:alice")
+    events = [e for e in repo.list_audit(pki.db, limit=1000) if e.outcome == "refused"]
+    assert events and events[-1].actor == "token:alice" and "RSA-1024" in (events[-1].details or "")
