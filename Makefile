@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check pg-test oracle bench clean
+.PHONY: run test lint typecheck check pg-test docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,8 @@ check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+## Regenerate the generated parts of docs/ (CLI reference, profile table).
+docs: $(STAMP)
+	$(BIN)/typer api.cli.main utils docs --name pnc --output docs/cli.md
+	$(BIN)/python -c "import re,pathlib; from pki.profiles.table import markdown_table as t; p=pathlib.Path('docs/profiles.md'); s=p.read_text(); p.write_text(re.sub(r'(<!-- profiles-table:begin -->\n).*(<!-- profiles-table:end -->)', lambda m: m.group(1)+t()+m.group(2), s, flags=re.S))"
