@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pki.profiles import all_profiles
-from pki.profiles.base import Profile
+from pki.profiles.base import CertKind, Profile
 
 
 def _usage(p: Profile) -> str:
@@ -33,7 +33,8 @@ def markdown_table() -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
-    for p in sorted(all_profiles(), key=lambda p: (p.generation.value, list(type(p.kind)).index(p.kind))):
+    order = {kind: i for i, kind in enumerate(CertKind)}
+    for p in sorted(all_profiles(), key=lambda p: (p.generation.value, order[p.kind])):
         ca = ("root" if p.is_root else f"CA / {p.path_length}") if p.is_ca else "leaf"
         eku = ", ".join(getattr(o, "_name", o.dotted_string) for o in p.extended_key_usage) or "-"
         keys = ", ".join(sorted(a.value for a in p.key_algorithms))
