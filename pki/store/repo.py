@@ -142,9 +142,11 @@ def reserve_certificate(db: Database, record: Certificate) -> Certificate:
     values = record.model_dump(exclude={"id"})
     with db.engine.begin() as conn:
         try:
-            new_id: int = conn.execute(_RESERVE, values).scalar_one()
+            new_id = conn.execute(_RESERVE, values).scalar_one()
         except IntegrityError as exc:
             raise DuplicateSerial(str(exc.orig)) from None
+    if new_id is None:
+        raise LookupError("the database returned no id for the reserved record")
     record.id = new_id
     return record
 
