@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import observability
 from api.context import Services, bootstrap, build_services
 from api.rest import cas, certificates, problems, public
 from api.settings import Settings
@@ -25,6 +26,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         svc = services or build_services(settings)
         bootstrap(svc)
         app.state.services = svc
+        if metrics.observe_issuance not in svc.authority.observers:
+            svc.authority.observers.append(metrics.observe_issuance)
         try:
             yield
         finally:
@@ -40,6 +43,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     if services is not None:
         app.state.services = services
     problems.install(app)
+    metrics = observability.install(app)
     app.include_router(public.router)
     app.include_router(cas.router)
     app.include_router(certificates.router)

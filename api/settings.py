@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     with_iso15118_20: bool = True
     admin_token_file: Path | None = None  # default: <data_dir>/admin-token
     max_body_bytes: int = 64 * 1024
+    log_format: str = "json"  # json or text
+    log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'pnc.db'}"

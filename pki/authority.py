@@ -13,6 +13,7 @@ import datetime as dt
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -79,6 +80,9 @@ class Authority:
         self._ca_rows: dict[int | str, tuple[float, CertificateAuthority]] = {}
         self.ca_cache_ttl = 2.0  # seconds: a CA retired/revoked on another instance is seen within this time
         self._lock = threading.Lock()
+        # Observers are told of every issuance attempt: (kind, outcome, seconds). The API layer hangs metrics here;
+        # the domain does not know Prometheus exists.
+        self.observers: list[Callable[[str, str, float], None]] = []
 
     # --- URLs placed in certificates ---------------------------------------------------------------------
 
@@ -252,6 +256,37 @@ class Authority:
         request_id: str | None = None,
     ) -> Issued:
         """Check the CSR against the profile (and the requester's identity), then issue."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            issued = self._issue_from_csr(csr_data, kind, generation=generation, issuer=issuer, expect=expect,
+                                          validity_days=validity_days, owner=owner, actor=actor,
+                                          request_id=request_id)
+            outcome = "issued"
+            return issued
+        except PolicyViolation:
+            outcome = "refused"
+            raise
+        except InvalidRequest:
+            outcome = "invalid"
+            raise
+        finally:
+            for observer in self.observers:
+                observer(kind.value, outcome, time.perf_counter() - started)
+
+    def _issue_from_csr(
+        self,
+        csr_data: bytes | str,
+        kind: CertKind,
+        *,
+        generation: Generation | None,
+        issuer: str | None,
+        expect: csr_policy.SubjectExpectation | None,
+        validity_days: int | None,
+        owner: str | None,
+        actor: str,
+        request_id: str | None,
+    ) -> Issued:
         csr = csr_policy.load_csr(csr_data)
         issuer_ca = self.ca(issuer) if issuer else None
         gen = generation or (Generation(issuer_ca.generation) if issuer_ca else default_generation(kind))

@@ -134,8 +134,10 @@ def serve(
     from api.app import create_app
 
     settings = Settings()
+    from api.observability import configure_logging
+
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level="info", ws_max_size=65536)
+                log_config=configure_logging(settings.log_format, settings.log_level), ws_max_size=65536)
 
 
 # --- CAs --------------------------------------------------------------------------------------------------
