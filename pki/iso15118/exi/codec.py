@@ -87,6 +87,15 @@ class Grammars:
         self.frag_ed_code = len(frag) + 1
         self._frag_prods = frag
         self.efg_attrs = [(self.qnames[q], dt) for q, dt in mod.EFG_ATTRS]
+        # element local name -> {attribute local name -> attribute uri} from its declarations' types
+        self.efg_attr_uris: dict[str, dict[str, str]] = {}
+        for q, decls in mod.EFG_DECLS.items():
+            uris: dict[str, str] = {}
+            for e in decls:
+                for p in self.grammars[self.elements[e][1]][0].prods:
+                    if p.kind == AT:
+                        uris.setdefault(p.name, p.uri)
+            self.efg_attr_uris[self.qnames[q][1]] = uris
         self._efg: tuple[_State, _State] | None = None
         self.global_by_name = {p.name: p for p in self.doc_state.prods}
 
@@ -429,10 +438,10 @@ class _Encoder:
         if not isinstance(value, dict):
             value = {"value": value}
         state = st0
-        for (uri, local), dt in self.g.efg_attrs:
-            if local in value and value[local] is not None:
-                p = st0.by_key[(AT, local)]
-                w.bits(p.code, st0.width)
+        uris = self.g.efg_attr_uris.get(path.rsplit("/", 1)[-1], {})
+        for code, ((uri, local), dt) in enumerate(self.g.efg_attrs):
+            if value.get(local) is not None and uris.get(local, uri) == uri:
+                w.bits(code, st0.width)
                 _write_value(w, self.g.datatypes[dt if dt >= 0 else self.g.untyped], value[local], path)
         known = {local for (_, local), _ in self.g.efg_attrs}
         extra = [k for k in value if k not in known and k != "value"]

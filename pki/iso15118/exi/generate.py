@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pki.iso15118.exi.grammar import build_tables
-from pki.iso15118.exi.xsd import SchemaSet
+from pki.iso15118.exi.xsd import ComplexType, Particle, SchemaSet
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 XMLDSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -26,8 +26,39 @@ SCHEMA_ROOTS: dict[str, Path] = {
 }
 
 
+# Where EXIficient's shipped ISO 15118-2 grammar (ISO15118_2Grammar in EXICodec.jar) differs from the
+# published XSD, byte-exactness with the reference wins; each override is documented and tested.
+# (type qname, child element local name) -> maxOccurs used for the *grammar* (None = unbounded).
+# The schema facet itself (e.g. at most 20 root certificate IDs) is still enforced by the models.
+MAX_OCCURS_OVERRIDES: dict[str, dict[tuple[tuple[str, str], str], int | None]] = {
+    "iso2": {
+        # EXIficient accepts and encodes any number of RootCertificateID (the 20th is followed by a
+        # 2-bit EE, not the 1-bit EE of a maxOccurs=20 grammar): its grammar treats it as unbounded.
+        (("urn:iso:15118:2:2013:MsgDataTypes", "ListOfRootCertificateIDsType"), "RootCertificateID"): None,
+    },
+}
+
+
+def _apply_overrides(schema: SchemaSet, name: str) -> None:
+    for (type_qn, child), max_occurs in MAX_OCCURS_OVERRIDES.get(name, {}).items():
+        t = schema.type_by_name(type_qn)
+        assert isinstance(t, ComplexType) and t.particle is not None
+        hits = [p for p in _walk(t.particle) if p.element is not None and p.element.qname[1] == child]
+        if len(hits) != 1:
+            raise RuntimeError(f"override {type_qn}/{child} matches {len(hits)} particles")
+        hits[0].max_occurs = max_occurs
+
+
+def _walk(p: Particle) -> list[Particle]:
+    out = [p]
+    for c in p.children:
+        out += _walk(c)
+    return out
+
+
 def tables_for(name: str) -> dict[str, Any]:
     schema = SchemaSet(SCHEMA_ROOTS[name], ns_locations={XMLDSIG_NS: SCHEMAS / "xmldsig-core-schema.xsd"})
+    _apply_overrides(schema, name)
     return build_tables(schema)
 
 
@@ -43,7 +74,7 @@ def render(name: str) -> str:
         "from typing import Any",
         "",
     ]
-    for key in ("qnames", "datatypes", "elements", "doc", "frag", "efg_attrs", "untyped"):
+    for key in ("qnames", "datatypes", "elements", "doc", "frag", "efg_attrs", "efg_decls", "untyped"):
         lines.append(f"{key.upper()}: Any = {pprint.pformat(t[key], width=110, compact=True)}")
     lines.append("GRAMMARS: Any = " + pprint.pformat(t["grammars"], width=110, compact=True))
     return "\n".join(lines) + "\n"

@@ -272,6 +272,7 @@ def build_tables(schema: SchemaSet, efg_elements: set[QName] | None = None) -> d
     for d in schema.all_elements:
         by_qname.setdefault(d.qname, []).append(d)
     frag: list[tuple[int, int]] = []
+    efg_decls: dict[int, list[int]] = {}
     for qn in sorted(by_qname, key=lambda q: (q[1], q[0])):
         decls = by_qname[qn]
         types = {id(d.type) if d.type.name is None else d.type.name for d in decls}
@@ -280,6 +281,8 @@ def build_tables(schema: SchemaSet, efg_elements: set[QName] | None = None) -> d
             frag.append((gb.qname(qn), gb.element(decls[0])))
         else:
             frag.append((gb.qname(qn), -1))  # relaxed element fragment grammar (§8.5.3)
+            # remember the declarations: their attribute qnames resolve local names when encoding
+            efg_decls[gb.qname(qn)] = [gb.element(d) for d in decls]
     # attributes of the element fragment grammar: every attribute qname in the schema
     attrs: dict[QName, set[tuple[Any, ...]]] = {}
     seen_types: set[int] = set()
@@ -312,6 +315,7 @@ def build_tables(schema: SchemaSet, efg_elements: set[QName] | None = None) -> d
         "doc": doc,
         "frag": frag,
         "efg_attrs": efg_attrs,
+        "efg_decls": efg_decls,
         "untyped": gb._dtidx[untyped],
     }
 
