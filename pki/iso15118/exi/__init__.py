@@ -14,7 +14,9 @@ Signing a -2 CertificateInstallationRes (what the contract-certificate service d
 
     digests = {
         "id1": fragment_digest("ContractSignatureCertChain", res.contract_signature_cert_chain, NS_ISO2),
-        "id2": fragment_digest("ContractSignatureEncryptedPrivateKey", res.contract_signature_encrypted_private_key, NS_ISO2),
+        "id2": fragment_digest(
+            "ContractSignatureEncryptedPrivateKey", res.contract_signature_encrypted_private_key, NS_ISO2
+        ),
         "id3": fragment_digest("DHpublickey", res.dh_public_key, NS_ISO2),
         "id4": fragment_digest("eMAID", res.emaid, NS_ISO2),
     }

@@ -1,4 +1,6 @@
-"""EXI grammar tables for schemas/iso15118_2/V2G_CI_MsgDef.xsd: GENERATED, do not edit.
+"""EXI grammar tables for schemas/iso15118_2/V2G_CI_MsgDef.xsd.
+
+GENERATED, do not edit.
 
 Regenerate with ``python -m pki.iso15118.exi.generate``.
 """

@@ -1,4 +1,6 @@
-"""EXI grammar tables for schemas/iso15118_20/V2G_CI_CommonMessages.xsd: GENERATED, do not edit.
+"""EXI grammar tables for schemas/iso15118_20/V2G_CI_CommonMessages.xsd.
+
+GENERATED, do not edit.
 
 Regenerate with ``python -m pki.iso15118.exi.generate``.
 """

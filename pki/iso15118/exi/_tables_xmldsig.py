@@ -1,4 +1,6 @@
-"""EXI grammar tables for schemas/xmldsig-core-schema.xsd: GENERATED, do not edit.
+"""EXI grammar tables for schemas/xmldsig-core-schema.xsd.
+
+GENERATED, do not edit.
 
 Regenerate with ``python -m pki.iso15118.exi.generate``.
 """

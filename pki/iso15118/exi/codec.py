@@ -57,7 +57,7 @@ class Grammars:
     def __init__(self, module_name: str) -> None:
         mod = importlib.import_module(f"pki.iso15118.exi._tables_{module_name}")
         self.name = module_name
-        self.qnames: list[tuple[str, str]] = [tuple(q) for q in mod.QNAMES]  # type: ignore[misc]
+        self.qnames: list[tuple[str, str]] = [(q[0], q[1]) for q in mod.QNAMES]
         self.datatypes: list[tuple[Any, ...]] = list(mod.DATATYPES)
         self.elements: list[tuple[int, int]] = list(mod.ELEMENTS)
         self.untyped: int = mod.UNTYPED
@@ -74,13 +74,13 @@ class Grammars:
                         uri, local = self.qnames[self.elements[a][0]]
                         built.append(_Prod(code, kind, local, uri, -1, nxt, a, bool(b)))
                     else:
-                        built.append(_Prod(code, kind, "", "", b if kind == CH else self.untyped, nxt, -1, False))
+                        built.append(
+                            _Prod(code, kind, "", "", b if kind == CH else self.untyped, nxt, -1, False)
+                        )
                 states.append(self._state(built, escape=True))
             self.grammars.append(states)
         self.scalar = [self._is_scalar(g) for g in self.grammars]
-        self.doc_state = self._state(
-            [self._se_prod(i, e, -1) for i, e in enumerate(mod.DOC)], escape=True
-        )
+        self.doc_state = self._state([self._se_prod(i, e, -1) for i, e in enumerate(mod.DOC)], escape=True)
         frag = [self._se_prod(i, e, q) for i, (q, e) in enumerate(mod.FRAG)]
         # FragmentContent: SE(F_0..F_n-1), SE(*), ED -> n+2 codes (EXI 1.0 §8.5.2)
         self.frag_state = _State((len(frag) + 1).bit_length(), tuple(frag), {(SE, p.name): p for p in frag})
@@ -135,9 +135,7 @@ class Grammars:
             ses = [_Prod(0, SE, p.name, p.uri, -1, 1, p.elem, False) for p in self._frag_prods]
             start = list(ats)
             start.append(_Prod(m, SE_ANY, "", "", -1, 1, -1, False))  # AT(*) placeholder (never used)
-            start += [
-                _Prod(m + 1 + i, SE, p.name, p.uri, -1, 1, p.elem, False) for i, p in enumerate(ses)
-            ]
+            start += [_Prod(m + 1 + i, SE, p.name, p.uri, -1, 1, p.elem, False) for i, p in enumerate(ses)]
             n = len(start)
             start.append(_Prod(n, SE_ANY, "", "", -1, 1, -1, False))
             start.append(_Prod(n + 1, EE, "", "", -1, -1, -1, False))
@@ -200,11 +198,11 @@ class _Writer:
 
     def finish(self) -> bytes:
         pad = (-self.nbits) % 8
-        return ((self.acc << pad)).to_bytes((self.nbits + pad) // 8, "big")
+        return (self.acc << pad).to_bytes((self.nbits + pad) // 8, "big")
 
 
 class _Reader:
-    __slots__ = ("data", "pos", "limit")
+    __slots__ = ("data", "limit", "pos")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -307,7 +305,9 @@ def _read_value(r: _Reader, dt: tuple[Any, ...], path: str) -> Any:
             raise ExiError("string-table hit, but the ISO 15118 profile has no value string table", pos, path)
         n -= 2
         if n * 8 > r.limit - r.pos:
-            raise ExiError(f"truncated stream: string of {n} characters exceeds the remaining data", pos, path)
+            raise ExiError(
+                f"truncated stream: string of {n} characters exceeds the remaining data", pos, path
+            )
         _check_len(n, dt[1], dt[2], "string", pos, path)
         chars = []
         for _ in range(n):
@@ -372,7 +372,9 @@ class _Encoder:
             w.bits(st.prods[0].code, st.width)
             return
         if not isinstance(value, dict):
-            raise ExiError(f"expected an object for a complex element, got {type(value).__name__}", w.nbits, path)
+            raise ExiError(
+                f"expected an object for a complex element, got {type(value).__name__}", w.nbits, path
+            )
         used: dict[str, int] = {}
         state = states[0]
         while True:
@@ -408,7 +410,8 @@ class _Encoder:
             if k == EE:
                 leftover = [key for key, v in value.items() if v is not None and key not in used]
                 leftover += [
-                    key for key, v in value.items()
+                    key
+                    for key, v in value.items()
                     if isinstance(v, list) and key in used and used[key] < len(v)
                 ]
                 if leftover:
@@ -469,7 +472,8 @@ class _Decoder:
         if c >= len(state.prods):
             raise ExiError(
                 "second-level (undeclared) event or invalid event code: not valid for the ISO 15118 schema",
-                pos, path,
+                pos,
+                path,
             )
         return state.prods[c]
 
@@ -525,7 +529,9 @@ class _Decoder:
                 out["value"] = out.get("value", "") + _read_value(self.r, self.g.datatypes[p.dt], path)
                 state = st1
             else:
-                raise ExiError("nested content in an element-fragment element is not supported", self.r.pos, path)
+                raise ExiError(
+                    "nested content in an element-fragment element is not supported", self.r.pos, path
+                )
 
 
 # ---------------------------------------------------------------------------------------------- entry points
@@ -533,7 +539,7 @@ def encode_document(g: Grammars, root: Tree) -> bytes:
     """Header + SD + SE(root) ... + ED with the schema-informed document grammar (§8.5.1)."""
     if not isinstance(root, dict) or len(root) != 1:
         raise ExiError("a document needs exactly one root element")
-    (name, value), = root.items()
+    ((name, value),) = root.items()
     p = g.doc_state.by_key.get((SE, name))
     if p is None:
         raise ExiError(f"{name!r} is not a global element of the {g.name} schema")

@@ -65,7 +65,9 @@ def tables_for(name: str) -> dict[str, Any]:
 def render(name: str) -> str:
     t = tables_for(name)
     lines = [
-        f'"""EXI grammar tables for {SCHEMA_ROOTS[name].relative_to(SCHEMAS.parent)}: GENERATED, do not edit.',
+        f'"""EXI grammar tables for {SCHEMA_ROOTS[name].relative_to(SCHEMAS.parent)}.',
+        "",
+        "GENERATED, do not edit.",
         "",
         "Regenerate with ``python -m pki.iso15118.exi.generate``.",
         '"""',

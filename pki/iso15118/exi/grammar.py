@@ -29,12 +29,22 @@ def datatype_of(st: SimpleType) -> tuple[Any, ...]:
     """The EXI representation (§7.1) of an atomic simple type, with the facets the codec enforces."""
     b = st.builtin
     if st.enumeration is not None:
-        base = "int" if b in ("integer", "long", "int", "short", "byte") or b.startswith(("unsigned", "non", "pos", "neg")) else "str"
+        base = (
+            "int"
+            if b in ("integer", "long", "int", "short", "byte")
+            or b.startswith(("unsigned", "non", "pos", "neg"))
+            else "str"
+        )
         return ("enum", tuple(st.enumeration), base)
     if b == "boolean":
         return ("bool",)
     if b in ("base64Binary", "hexBinary"):
-        return ("bin", st.length if st.length is not None else st.min_length, st.length if st.length is not None else st.max_length, b == "hexBinary")
+        return (
+            "bin",
+            st.length if st.length is not None else st.min_length,
+            st.length if st.length is not None else st.max_length,
+            b == "hexBinary",
+        )
     if b in ("decimal",):
         return ("dec",)
     if b in ("float", "double"):
@@ -49,7 +59,11 @@ def datatype_of(st: SimpleType) -> tuple[Any, ...]:
             return ("uint", lo, hi)
         return ("int", lo, hi)
     # every string-ish built-in
-    return ("str", st.length if st.length is not None else st.min_length, st.length if st.length is not None else st.max_length)
+    return (
+        "str",
+        st.length if st.length is not None else st.min_length,
+        st.length if st.length is not None else st.max_length,
+    )
 
 
 @dataclass
@@ -318,4 +332,3 @@ def build_tables(schema: SchemaSet, efg_elements: set[QName] | None = None) -> d
         "efg_decls": efg_decls,
         "untyped": gb._dtidx[untyped],
     }
-

@@ -7,7 +7,7 @@ facet checks).  Each model converts to/from the codec's tree shape with ``to_tre
 Facets (ISO 15118-2 V2G_CI_MsgDataTypes.xsd / -20 V2G_CI_CommonTypes.xsd, CommonMessages.xsd):
 certificates ≤ 800 bytes (-2) / ≤ 1600 bytes (-20), ≤ 4 (-2) / ≤ 3 (-20) sub-certificates, encrypted
 private key 48 bytes (-2; 94/84/206 bytes for SECP521/X448/TPM in -20), DH public key 65 bytes (-2) /
-133 bytes (-20), eMAID 14–15 characters, 1–20 root certificate IDs, SessionID ≤ 8 bytes.
+133 bytes (-20), eMAID 14-15 characters, 1-20 root certificate IDs, SessionID ≤ 8 bytes.
 """
 
 from __future__ import annotations
@@ -43,13 +43,31 @@ def _opt(d: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 
 
 RESPONSE_CODES_2 = (
-    "OK", "OK_NewSessionEstablished", "OK_OldSessionJoined", "OK_CertificateExpiresSoon", "FAILED",
-    "FAILED_SequenceError", "FAILED_ServiceIDInvalid", "FAILED_UnknownSession", "FAILED_ServiceSelectionInvalid",
-    "FAILED_PaymentSelectionInvalid", "FAILED_CertificateExpired", "FAILED_SignatureError",
-    "FAILED_NoCertificateAvailable", "FAILED_CertChainError", "FAILED_ChallengeInvalid", "FAILED_ContractCanceled",
-    "FAILED_WrongChargeParameter", "FAILED_PowerDeliveryNotApplied", "FAILED_TariffSelectionInvalid",
-    "FAILED_ChargingProfileInvalid", "FAILED_MeteringSignatureNotValid", "FAILED_NoChargeServiceSelected",
-    "FAILED_WrongEnergyTransferMode", "FAILED_ContactorError", "FAILED_CertificateNotAllowedAtThisEVSE",
+    "OK",
+    "OK_NewSessionEstablished",
+    "OK_OldSessionJoined",
+    "OK_CertificateExpiresSoon",
+    "FAILED",
+    "FAILED_SequenceError",
+    "FAILED_ServiceIDInvalid",
+    "FAILED_UnknownSession",
+    "FAILED_ServiceSelectionInvalid",
+    "FAILED_PaymentSelectionInvalid",
+    "FAILED_CertificateExpired",
+    "FAILED_SignatureError",
+    "FAILED_NoCertificateAvailable",
+    "FAILED_CertChainError",
+    "FAILED_ChallengeInvalid",
+    "FAILED_ContractCanceled",
+    "FAILED_WrongChargeParameter",
+    "FAILED_PowerDeliveryNotApplied",
+    "FAILED_TariffSelectionInvalid",
+    "FAILED_ChargingProfileInvalid",
+    "FAILED_MeteringSignatureNotValid",
+    "FAILED_NoChargeServiceSelected",
+    "FAILED_WrongEnergyTransferMode",
+    "FAILED_ContactorError",
+    "FAILED_CertificateNotAllowedAtThisEVSE",
     "FAILED_CertificateRevoked",
 )
 
@@ -79,8 +97,12 @@ class Reference:
     @classmethod
     def from_tree(cls, t: dict[str, Any]) -> Reference:
         tr = tuple(x["Algorithm"] for x in t.get("Transforms", {}).get("Transform", []))
-        return cls(uri=t.get("URI", ""), digest_value=t["DigestValue"], transforms=tr,
-                   digest_method=t["DigestMethod"]["Algorithm"])
+        return cls(
+            uri=t.get("URI", ""),
+            digest_value=t["DigestValue"],
+            transforms=tr,
+            digest_method=t["DigestMethod"]["Algorithm"],
+        )
 
 
 @dataclass(frozen=True)
@@ -102,9 +124,11 @@ class SignedInfo:
 
     @classmethod
     def from_tree(cls, t: dict[str, Any]) -> SignedInfo:
-        return cls(references=tuple(Reference.from_tree(r) for r in t["Reference"]),
-                   canonicalization_method=t["CanonicalizationMethod"]["Algorithm"],
-                   signature_method=t["SignatureMethod"]["Algorithm"])
+        return cls(
+            references=tuple(Reference.from_tree(r) for r in t["Reference"]),
+            canonicalization_method=t["CanonicalizationMethod"]["Algorithm"],
+            signature_method=t["SignatureMethod"]["Algorithm"],
+        )
 
 
 @dataclass(frozen=True)
@@ -187,7 +211,7 @@ class IdBytes:
 
 @dataclass(frozen=True)
 class Emaid:
-    """EMAIDType: an eMAID string of 14–15 characters with the Id the signature references."""
+    """EMAIDType: an eMAID string of 14-15 characters with the Id the signature references."""
 
     id: str
     value: str
@@ -210,8 +234,11 @@ class CertificateInstallationReq:
         _count("ListOfRootCertificateIDs", len(self.root_certificate_ids), 1, 20)
 
     def to_tree(self) -> dict[str, Any]:
-        return {"Id": self.id, "OEMProvisioningCert": self.oem_provisioning_cert,
-                "ListOfRootCertificateIDs": _roots_tree(self.root_certificate_ids)}
+        return {
+            "Id": self.id,
+            "OEMProvisioningCert": self.oem_provisioning_cert,
+            "ListOfRootCertificateIDs": _roots_tree(self.root_certificate_ids),
+        }
 
     @classmethod
     def from_tree(cls, t: dict[str, Any]) -> CertificateInstallationReq:
@@ -232,7 +259,12 @@ class CertificateInstallationRes:
             raise ExiValidationError(f"ResponseCode {self.response_code!r} is not a -2 responseCodeType")
         if self.contract_signature_cert_chain.id is None:
             raise ExiValidationError("ContractSignatureCertChain needs an Id (it is signed)")
-        _len("ContractSignatureEncryptedPrivateKey", self.contract_signature_encrypted_private_key.value, 48, 48)
+        _len(
+            "ContractSignatureEncryptedPrivateKey",
+            self.contract_signature_encrypted_private_key.value,
+            48,
+            48,
+        )
         _len("DHpublickey", self.dh_public_key.value, 65, 65)
 
     def to_tree(self) -> dict[str, Any]:
@@ -248,9 +280,11 @@ class CertificateInstallationRes:
     @classmethod
     def from_tree(cls, t: dict[str, Any]) -> CertificateInstallationRes:
         return cls(
-            t["ResponseCode"], CertificateChain.from_tree(t["SAProvisioningCertificateChain"]),
+            t["ResponseCode"],
+            CertificateChain.from_tree(t["SAProvisioningCertificateChain"]),
             CertificateChain.from_tree(t["ContractSignatureCertChain"]),
-            IdBytes(**_idv(t["ContractSignatureEncryptedPrivateKey"])), IdBytes(**_idv(t["DHpublickey"])),
+            IdBytes(**_idv(t["ContractSignatureEncryptedPrivateKey"])),
+            IdBytes(**_idv(t["DHpublickey"])),
             Emaid(**_idv(t["eMAID"])),
         )
 
@@ -271,13 +305,21 @@ class CertificateUpdateReq:
         _count("ListOfRootCertificateIDs", len(self.root_certificate_ids), 1, 20)
 
     def to_tree(self) -> dict[str, Any]:
-        return {"Id": self.id, "ContractSignatureCertChain": self.contract_signature_cert_chain.to_tree(),
-                "eMAID": self.emaid, "ListOfRootCertificateIDs": _roots_tree(self.root_certificate_ids)}
+        return {
+            "Id": self.id,
+            "ContractSignatureCertChain": self.contract_signature_cert_chain.to_tree(),
+            "eMAID": self.emaid,
+            "ListOfRootCertificateIDs": _roots_tree(self.root_certificate_ids),
+        }
 
     @classmethod
     def from_tree(cls, t: dict[str, Any]) -> CertificateUpdateReq:
-        return cls(t["Id"], CertificateChain.from_tree(t["ContractSignatureCertChain"]), t["eMAID"],
-                   _roots(t["ListOfRootCertificateIDs"]))
+        return cls(
+            t["Id"],
+            CertificateChain.from_tree(t["ContractSignatureCertChain"]),
+            t["eMAID"],
+            _roots(t["ListOfRootCertificateIDs"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -295,7 +337,9 @@ class CertificateUpdateRes(CertificateInstallationRes):
     @classmethod
     def from_tree(cls, t: dict[str, Any]) -> CertificateUpdateRes:
         base = CertificateInstallationRes.from_tree(t)
-        return cls(**{k: getattr(base, k) for k in base.__dataclass_fields__}, retry_counter=t.get("RetryCounter"))
+        return cls(
+            **{k: getattr(base, k) for k in base.__dataclass_fields__}, retry_counter=t.get("RetryCounter")
+        )
 
 
 Body2 = CertificateInstallationReq | CertificateInstallationRes | CertificateUpdateReq | CertificateUpdateRes
@@ -330,12 +374,17 @@ class V2GMessage:
         if name not in _BODY2:
             raise ExiValidationError(f"no model for body element {name}")
         sig = m["Header"].get("Signature")
-        return cls(m["Header"]["SessionID"], _BODY2[name].from_tree(value),
-                   Signature.from_tree(sig) if sig else None)
+        return cls(
+            m["Header"]["SessionID"], _BODY2[name].from_tree(value), Signature.from_tree(sig) if sig else None
+        )
 
 
 # ------------------------------------------------------------------------------------------- ISO 15118-20
-_PRIV_KEY_20 = {"SECP521_EncryptedPrivateKey": 94, "X448_EncryptedPrivateKey": 84, "TPM_EncryptedPrivateKey": 206}
+_PRIV_KEY_20 = {
+    "SECP521_EncryptedPrivateKey": 94,
+    "X448_EncryptedPrivateKey": 84,
+    "TPM_EncryptedPrivateKey": 206,
+}
 
 
 @dataclass(frozen=True)
@@ -359,7 +408,9 @@ class Header20:
         return cls(t["SessionID"], t["TimeStamp"], Signature.from_tree(sig) if sig else None)
 
 
-def chain20(certificate: bytes, sub_certificates: tuple[bytes, ...] = (), id: str | None = None) -> CertificateChain:
+def chain20(
+    certificate: bytes, sub_certificates: tuple[bytes, ...] = (), id: str | None = None
+) -> CertificateChain:
     """A -20 certificate chain (≤ 1600-byte certificates, ≤ 3 sub-certificates)."""
     return CertificateChain(certificate, sub_certificates, id, max_cert=1600, max_subs=3)
 
@@ -399,7 +450,8 @@ class CertificateInstallationReq20:
         return cls(
             Header20.from_tree(m["Header"]),
             CertificateChain.from_tree(m["OEMProvisioningCertificateChain"], 1600, 3),
-            _roots(m["ListOfRootCertificateIDs"]), m["MaximumContractCertificateChains"],
+            _roots(m["ListOfRootCertificateIDs"]),
+            m["MaximumContractCertificateChains"],
             tuple(m.get("PrioritizedEMAIDs", {}).get("EMAID", [])),
         )
 
@@ -425,15 +477,25 @@ class SignedInstallationData:
             raise ExiValidationError("ContractCertificateChain needs SubCertificates in -20")
 
     def to_tree(self) -> dict[str, Any]:
-        return {"Id": self.id, "ContractCertificateChain": self.contract_certificate_chain.to_tree(),
-                "ECDHCurve": self.ecdh_curve, "DHPublicKey": self.dh_public_key,
-                self.key_kind: self.encrypted_private_key}
+        return {
+            "Id": self.id,
+            "ContractCertificateChain": self.contract_certificate_chain.to_tree(),
+            "ECDHCurve": self.ecdh_curve,
+            "DHPublicKey": self.dh_public_key,
+            self.key_kind: self.encrypted_private_key,
+        }
 
     @classmethod
     def from_tree(cls, t: dict[str, Any]) -> SignedInstallationData:
         kind = next(k for k in _PRIV_KEY_20 if k in t)
-        return cls(t["Id"], CertificateChain.from_tree(t["ContractCertificateChain"], 1600, 3), t["ECDHCurve"],
-                   t["DHPublicKey"], t[kind], kind)
+        return cls(
+            t["Id"],
+            CertificateChain.from_tree(t["ContractCertificateChain"], 1600, 3),
+            t["ECDHCurve"],
+            t["DHPublicKey"],
+            t[kind],
+            kind,
+        )
 
 
 @dataclass(frozen=True)
@@ -452,17 +514,25 @@ class CertificateInstallationRes20:
             raise ExiValidationError("RemainingContractCertificateChains must be an xs:unsignedByte")
 
     def to_tree(self) -> dict[str, Any]:
-        return {"CertificateInstallationRes": {
-            "Header": self.header.to_tree(), "ResponseCode": self.response_code,
-            "EVSEProcessing": self.evse_processing, "CPSCertificateChain": self.cps_certificate_chain.to_tree(),
-            "SignedInstallationData": self.signed_installation_data.to_tree(),
-            "RemainingContractCertificateChains": self.remaining_contract_certificate_chains,
-        }}
+        return {
+            "CertificateInstallationRes": {
+                "Header": self.header.to_tree(),
+                "ResponseCode": self.response_code,
+                "EVSEProcessing": self.evse_processing,
+                "CPSCertificateChain": self.cps_certificate_chain.to_tree(),
+                "SignedInstallationData": self.signed_installation_data.to_tree(),
+                "RemainingContractCertificateChains": self.remaining_contract_certificate_chains,
+            }
+        }
 
     @classmethod
     def from_tree(cls, t: dict[str, Any]) -> CertificateInstallationRes20:
         m = t["CertificateInstallationRes"]
-        return cls(Header20.from_tree(m["Header"]), m["ResponseCode"], m["EVSEProcessing"],
-                   CertificateChain.from_tree(m["CPSCertificateChain"], 1600, 3),
-                   SignedInstallationData.from_tree(m["SignedInstallationData"]),
-                   m["RemainingContractCertificateChains"])
+        return cls(
+            Header20.from_tree(m["Header"]),
+            m["ResponseCode"],
+            m["EVSEProcessing"],
+            CertificateChain.from_tree(m["CPSCertificateChain"], 1600, 3),
+            SignedInstallationData.from_tree(m["SignedInstallationData"]),
+            m["RemainingContractCertificateChains"],
+        )

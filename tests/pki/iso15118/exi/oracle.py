@@ -56,7 +56,10 @@ class Oracle:
         logging.getLogger("py4j").setLevel(logging.CRITICAL)
         self._lock = threading.Lock()
         self.gateway = JavaGateway.launch_gateway(
-            classpath=str(jar), die_on_exit=True, enable_auth=True, redirect_stdout=None,
+            classpath=str(jar),
+            die_on_exit=True,
+            enable_auth=True,
+            redirect_stdout=None,
             javaopts=["--add-opens", "java.base/java.lang=ALL-UNNAMED", "-Xmx192m"],
         )
         self.codec = self.gateway.jvm.com.siemens.ct.exi.main.cmd.EXICodec()

@@ -27,8 +27,8 @@ from pki.iso15118.exi import (
     V2GMessage,
     X509IssuerSerial,
     codec,
+    generate,
 )
-from pki.iso15118.exi import generate
 from tests.pki.iso15118.exi.corpus import cases
 
 CASES = cases()
@@ -55,10 +55,20 @@ def test_corpus_matches_recorded_exificient_bytes(cid: str, kind: str, ns: str, 
 
 def test_known_vector_from_exificient() -> None:
     # EXIficient output for a small CertificateInstallationReq (recorded with the oracle)
-    tree = {"V2G_Message": {"Header": {"SessionID": bytes.fromhex("C08CDF36985A7190")}, "Body": {
-        "CertificateInstallationReq": {"Id": "id1", "OEMProvisioningCert": b"\x00\x01\x02",
-                                       "ListOfRootCertificateIDs": {"RootCertificateID": [
-                                           {"X509IssuerName": "CN=a", "X509SerialNumber": 5}]}}}}}
+    tree = {
+        "V2G_Message": {
+            "Header": {"SessionID": bytes.fromhex("C08CDF36985A7190")},
+            "Body": {
+                "CertificateInstallationReq": {
+                    "Id": "id1",
+                    "OEMProvisioningCert": b"\x00\x01\x02",
+                    "ListOfRootCertificateIDs": {
+                        "RootCertificateID": [{"X509IssuerName": "CN=a", "X509SerialNumber": 5}]
+                    },
+                }
+            },
+        }
+    }
     ref = bytes.fromhex("809802302337cda6169c6410502b4b218806000204006434e3d6100510")
     assert exi.encode_message(tree, NS_ISO2) == ref
     assert exi.decode_message(ref, NS_ISO2) == tree
@@ -68,7 +78,9 @@ def _res() -> CertificateInstallationRes:
     return CertificateInstallationRes(
         response_code="OK",
         sa_provisioning_certificate_chain=CertificateChain(b"\x30" * 500, (b"\x31" * 450,)),
-        contract_signature_cert_chain=CertificateChain(b"\x30" * 600, (b"\x32" * 400, b"\x33" * 400), id="id1"),
+        contract_signature_cert_chain=CertificateChain(
+            b"\x30" * 600, (b"\x32" * 400, b"\x33" * 400), id="id1"
+        ),
         contract_signature_encrypted_private_key=IdBytes("id2", b"\x01" * 48),
         dh_public_key=IdBytes("id3", b"\x04" + b"\x02" * 64),
         emaid=Emaid("id4", "DEPNC0000000011"),
@@ -78,9 +90,16 @@ def _res() -> CertificateInstallationRes:
 def test_models_sign_and_round_trip() -> None:
     res = _res()
     refs = (
-        Reference("#id1", exi.fragment_digest("ContractSignatureCertChain", res.contract_signature_cert_chain, NS_ISO2)),
-        Reference("#id2", exi.fragment_digest("ContractSignatureEncryptedPrivateKey",
-                                              res.contract_signature_encrypted_private_key, NS_ISO2)),
+        Reference(
+            "#id1",
+            exi.fragment_digest("ContractSignatureCertChain", res.contract_signature_cert_chain, NS_ISO2),
+        ),
+        Reference(
+            "#id2",
+            exi.fragment_digest(
+                "ContractSignatureEncryptedPrivateKey", res.contract_signature_encrypted_private_key, NS_ISO2
+            ),
+        ),
         Reference("#id3", exi.fragment_digest("DHpublickey", res.dh_public_key, NS_ISO2)),
         Reference("#id4", exi.fragment_digest("eMAID", res.emaid, NS_ISO2)),
     )
@@ -108,9 +127,17 @@ def test_emaid_fragment_uses_element_fragment_grammar() -> None:
         lambda: CertificateChain(b"x" * 801),
         lambda: CertificateChain(b"x", (b"y",) * 5),
         lambda: Emaid("id4", "DE123"),
-        lambda: IdBytes("id2", b"x" * 47) and CertificateInstallationRes(
-            "OK", CertificateChain(b"x"), CertificateChain(b"x", id="id1"), IdBytes("id2", b"x" * 47),
-            IdBytes("id3", b"x" * 65), Emaid("id4", "DE1234567890AB")),
+        lambda: (
+            IdBytes("id2", b"x" * 47)
+            and CertificateInstallationRes(
+                "OK",
+                CertificateChain(b"x"),
+                CertificateChain(b"x", id="id1"),
+                IdBytes("id2", b"x" * 47),
+                IdBytes("id3", b"x" * 65),
+                Emaid("id4", "DE1234567890AB"),
+            )
+        ),
         lambda: CertificateInstallationReq("id1", b"x", ()),
         lambda: CertificateInstallationReq("id1", b"x", (X509IssuerSerial("CN=r", 1),) * 21),
         lambda: exi.chain20(b"x" * 1601),
@@ -130,4 +157,6 @@ def test_generated_tables_are_up_to_date() -> None:
     """The committed tables are exactly what generate.py derives from the vendored XSDs."""
     here = Path(generate.__file__).parent
     for name in generate.SCHEMA_ROOTS:
-        assert (here / f"_tables_{name}.py").read_text() == generate.render(name), f"run make exi-grammars ({name})"
+        assert (here / f"_tables_{name}.py").read_text() == generate.render(name), (
+            f"run make exi-grammars ({name})"
+        )

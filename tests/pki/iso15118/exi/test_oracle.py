@@ -7,8 +7,15 @@ from typing import Any
 
 import pytest
 
-from pki.iso15118.exi import NS_ISO2, NS_ISO20, NS_XMLDSIG, decode_fragment, decode_message, encode_message
-from pki.iso15118.exi import codec
+from pki.iso15118.exi import (
+    NS_ISO2,
+    NS_ISO20,
+    NS_XMLDSIG,
+    codec,
+    decode_fragment,
+    decode_message,
+    encode_message,
+)
 from tests.pki.iso15118.exi.corpus import cases
 from tests.pki.iso15118.exi.oracle import Oracle, to_json
 
@@ -47,7 +54,9 @@ def test_corpus_is_large_enough() -> None:
 
 
 @pytest.mark.parametrize(("cid", "kind", "ns", "tree"), CASES, ids=[c[0] for c in CASES])
-def test_exificient_encode_pnc_decode_reencode(oracle: Oracle, cid: str, kind: str, ns: str, tree: Any) -> None:
+def test_exificient_encode_pnc_decode_reencode(
+    oracle: Oracle, cid: str, kind: str, ns: str, tree: Any
+) -> None:
     ref = oracle.encode(tree, ns)
     decoded = _pnc_decode(kind, ns, ref)
     assert decoded == tree
@@ -60,7 +69,9 @@ DOC_CASES = [c for c in CASES if c[1] == "doc" or c[2] == NS_XMLDSIG]
 
 
 @pytest.mark.parametrize(("cid", "kind", "ns", "tree"), DOC_CASES, ids=[c[0] for c in DOC_CASES])
-def test_pnc_encode_exificient_decode_reencode(oracle: Oracle, cid: str, kind: str, ns: str, tree: Any) -> None:
+def test_pnc_encode_exificient_decode_reencode(
+    oracle: Oracle, cid: str, kind: str, ns: str, tree: Any
+) -> None:
     ours = _pnc_encode(kind, ns, tree)
     back = oracle.decode(ours, ns)
     assert _norm(back) == _norm(to_json(tree))
@@ -70,7 +81,11 @@ def test_pnc_encode_exificient_decode_reencode(oracle: Oracle, cid: str, kind: s
 def _json_to_tree(j: Any, like: Any) -> Any:
     """EXIficient JSON back to our tree shape, using the original tree for the binary/int typing."""
     if isinstance(like, bytes):
-        return bytes.fromhex(j) if len(j) == 2 * len(like) and _is_hex(j) and not _b64ok(j, like) else base64.b64decode(j)
+        return (
+            bytes.fromhex(j)
+            if len(j) == 2 * len(like) and _is_hex(j) and not _b64ok(j, like)
+            else base64.b64decode(j)
+        )
     if isinstance(like, dict):
         return {k: _json_to_tree(j[k], like[k]) for k in like}
     if isinstance(like, list):

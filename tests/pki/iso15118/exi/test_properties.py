@@ -43,7 +43,8 @@ install_req = st.builds(CertificateInstallationReq, ids, st.binary(max_size=800)
 install_res = st.builds(
     CertificateInstallationRes,
     st.sampled_from(["OK", "OK_CertificateExpiresSoon", "FAILED", "FAILED_CertChainError"]),
-    chains(800, 4, False), chains(800, 4, True),
+    chains(800, 4, False),
+    chains(800, 4, True),
     st.builds(IdBytes, ids, st.binary(min_size=48, max_size=48)),
     st.builds(IdBytes, ids, st.binary(min_size=65, max_size=65)),
     st.builds(Emaid, ids, emaids),
@@ -62,17 +63,37 @@ def test_iso2_round_trip(msg: V2GMessage) -> None:
 
 header20 = st.builds(Header20, st.binary(min_size=8, max_size=8), st.integers(0, 2**64 - 1))
 req20 = st.builds(
-    CertificateInstallationReq20, header20, chains(1600, 3, True), roots.map(tuple), st.integers(0, 255),
+    CertificateInstallationReq20,
+    header20,
+    chains(1600, 3, True),
+    roots.map(tuple),
+    st.integers(0, 255),
     st.lists(st.text(alphabet="ABCDEF0123456789", min_size=1, max_size=20), max_size=8).map(tuple),
 )
 sid = st.builds(
-    SignedInstallationData, ids,
-    st.builds(CertificateChain, st.binary(max_size=1600), st.lists(st.binary(max_size=900), min_size=1, max_size=3)
-              .map(tuple), st.none(), st.just(1600), st.just(3)),
-    st.just("SECP521"), st.binary(min_size=133, max_size=133), st.binary(min_size=94, max_size=94),
+    SignedInstallationData,
+    ids,
+    st.builds(
+        CertificateChain,
+        st.binary(max_size=1600),
+        st.lists(st.binary(max_size=900), min_size=1, max_size=3).map(tuple),
+        st.none(),
+        st.just(1600),
+        st.just(3),
+    ),
+    st.just("SECP521"),
+    st.binary(min_size=133, max_size=133),
+    st.binary(min_size=94, max_size=94),
 )
-res20 = st.builds(CertificateInstallationRes20, header20, st.sampled_from(["OK", "FAILED"]),
-                  st.sampled_from(["Finished", "Ongoing"]), chains(1600, 3, False), sid, st.integers(0, 255))
+res20 = st.builds(
+    CertificateInstallationRes20,
+    header20,
+    st.sampled_from(["OK", "FAILED"]),
+    st.sampled_from(["Finished", "Ongoing"]),
+    chains(1600, 3, False),
+    sid,
+    st.integers(0, 255),
+)
 
 
 @settings(max_examples=40, deadline=None)
