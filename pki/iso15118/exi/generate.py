@@ -1,6 +1,6 @@
 """Generate the committed EXI grammar tables from the vendored ISO 15118 / xmldsig XSDs.
 
-Run ``python -m pki.iso15118.exi.generate`` (or ``make exi-grammars``) after changing a schema under
+Run ``python -m pki.iso15118.exi.generate`` after changing a schema under
 ``pki/iso15118/schemas/``; the output (``_tables_*.py``) is deterministic, and a test regenerates it
 in memory and compares, so the committed tables cannot drift from the schemas.
 """

@@ -158,5 +158,5 @@ def test_generated_tables_are_up_to_date() -> None:
     here = Path(generate.__file__).parent
     for name in generate.SCHEMA_ROOTS:
         assert (here / f"_tables_{name}.py").read_text() == generate.render(name), (
-            f"run make exi-grammars ({name})"
+            f"run python -m pki.iso15118.exi.generate ({name})"
         )
