@@ -423,6 +423,12 @@ class SchemaSet:
         self.all_elements.append(decl)
         return decl
 
+    def all_types(self) -> list[TypeDef]:
+        """Named types and the anonymous types of all element declarations."""
+        out: list[TypeDef] = list(self._types.values())
+        out += [d.type for d in self.all_elements]
+        return out
+
     def substitution_members(self, head: ElementDecl) -> list[ElementDecl]:
         """The head and every element transitively substitutable for it.
 
