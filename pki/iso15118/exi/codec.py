@@ -442,8 +442,11 @@ class _Encoder:
             value = {"value": value}
         state = st0
         uris = self.g.efg_attr_uris.get(path.rsplit("/", 1)[-1], {})
+        written: set[str] = set()
         for code, ((uri, local), dt) in enumerate(self.g.efg_attrs):
-            if value.get(local) is not None and uris.get(local, uri) == uri:
+            # the attribute's namespace comes from the element's declarations; unknown: first match
+            if value.get(local) is not None and local not in written and uris.get(local, uri) == uri:
+                written.add(local)
                 w.bits(code, st0.width)
                 _write_value(w, self.g.datatypes[dt if dt >= 0 else self.g.untyped], value[local], path)
         known = {local for (_, local), _ in self.g.efg_attrs}
