@@ -12,6 +12,7 @@ import base64
 import glob
 import json
 import logging
+import os
 import shutil
 import sys
 import threading
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[4]
-VENV = REPO / ".oracle-venv"
+# PNC_EXI_ORACLE_VENV points elsewhere (e.g. a shared venv, or a missing path to check the loud skip)
+VENV = Path(os.environ.get("PNC_EXI_ORACLE_VENV", str(REPO / ".oracle-venv")))
 
 
 def find_oracle() -> tuple[Path, Path] | str:

@@ -34,6 +34,15 @@ def test_wrong_namespace() -> None:
         exi.encode_message(DOCS[0][1], NS_ISO20)
 
 
+def test_stream_of_the_other_schema_is_rejected() -> None:
+    # every -2 document decoded with the -20 grammar (and vice versa) fails with a typed error
+    for ns, tree in DOCS:
+        data = exi.encode_message(tree, ns)
+        other = NS_ISO20 if ns == NS_ISO2 else NS_ISO2
+        with pytest.raises(ExiError):
+            exi.decode_message(data, other)
+
+
 def test_not_exi_and_header_options() -> None:
     for bad in (b"", b"\x00", b"$EXI\x80", b"\xa0\x00", b"\x81\x00"):
         with pytest.raises(ExiError):

@@ -14,6 +14,8 @@ from pki.iso15118.exi import (
     CertificateInstallationReq20,
     CertificateInstallationRes,
     CertificateInstallationRes20,
+    CertificateUpdateReq,
+    CertificateUpdateRes,
     Emaid,
     Header20,
     IdBytes,
@@ -49,7 +51,20 @@ install_res = st.builds(
     st.builds(IdBytes, ids, st.binary(min_size=65, max_size=65)),
     st.builds(Emaid, ids, emaids),
 )
-v2g = st.builds(V2GMessage, st.binary(max_size=8), st.one_of(install_req, install_res))
+update_req = st.builds(CertificateUpdateReq, ids, chains(800, 4, False), emaids, roots.map(tuple))
+update_res = st.builds(
+    CertificateUpdateRes,
+    st.sampled_from(["OK", "FAILED_ContractCanceled"]),
+    chains(800, 4, False),
+    chains(800, 4, True),
+    st.builds(IdBytes, ids, st.binary(min_size=48, max_size=48)),
+    st.builds(IdBytes, ids, st.binary(min_size=65, max_size=65)),
+    st.builds(Emaid, ids, emaids),
+    st.one_of(st.none(), st.integers(-32768, 32767)),
+)
+v2g = st.builds(
+    V2GMessage, st.binary(max_size=8), st.one_of(install_req, install_res, update_req, update_res)
+)
 
 
 @settings(max_examples=60, deadline=None)
