@@ -103,6 +103,34 @@ class Walker:
             if p.kind != EE and p.nxt >= 0:
                 todo.append((jp.getNextGrammar(), states, p.nxt, path))
 
+    def compare_efg(self, jg: Any, name: str) -> None:
+        """The relaxed element fragment grammar (§8.5.3): start-tag and content state."""
+        st0, st1 = self.g.efg()
+        for label, js, ours in (("start", jg, st0), ("content", None, st1)):
+            if js is None:  # reach the content state through the CH production of the start state
+                ch = next(p for p in st0.prods if p.kind == CH_UNTYPED)
+                js = jg.getProduction(ch.code).getNextGrammar()
+            n = int(js.getNumberOfEvents())
+            if n != len(ours.prods):
+                self.diffs.append(f"#efg/{name} {label}: EXIficient {n} events / pnc {len(ours.prods)}")
+                continue
+            for p in ours.prods:
+                ev = js.getProduction(p.code).getEvent()
+                et = str(ev.getEventType().name())
+                want = {
+                    AT: "ATTRIBUTE",
+                    SE: "START_ELEMENT",
+                    EE: "END_ELEMENT",
+                    CH_UNTYPED: "CHARACTERS_GENERIC",
+                }
+                if p.kind in want and et != want[p.kind]:
+                    self.diffs.append(f"#efg/{name} {label} code {p.code}: EXIficient {et} / pnc {p.kind}")
+                elif p.kind in (AT, SE):
+                    q = ev.getQName()
+                    if (str(q.getNamespaceURI()), str(q.getLocalPart())) != (p.uri, p.name):
+                        self.diffs.append(f"#efg/{name} {label} code {p.code}: EXIficient {q} / pnc {p.name}")
+            self.states += 1
+
     def run(self) -> list[str]:
         doc = self.java.getDocumentGrammar().getProduction(0).getNextGrammar()  # Document -> DocContent
         n = int(doc.getNumberOfEvents())
@@ -121,6 +149,8 @@ class Walker:
             ev = frag.getProduction(i).getEvent()
             if str(ev.getQName().getLocalPart()) != p.name:
                 self.diffs.append(f"FragmentContent code {i}: EXIficient {ev} / pnc {p.name}")
+            elif p.elem < 0:
+                self.compare_efg(ev.getGrammar(), p.name)
             elif p.elem >= 0:
                 self.compare(
                     ev.getGrammar(), self.g.grammars[self.g.elements[p.elem][1]], 0, f"#frag/{p.name}"
