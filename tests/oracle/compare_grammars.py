@@ -16,7 +16,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pki.iso15118.exi import codec
-from pki.iso15118.exi.grammar import AT, CH, CH_UNTYPED, EE, SE, SE_ANY
+from pki.iso15118.exi.grammar import AT, AT_ANY, CH, CH_UNTYPED, EE, SE, SE_ANY
 from tests.pki.iso15118.exi.oracle import Oracle, find_oracle
 
 JAVA = {
@@ -119,6 +119,8 @@ class Walker:
                 et = str(ev.getEventType().name())
                 want = {
                     AT: "ATTRIBUTE",
+                    AT_ANY: "ATTRIBUTE_GENERIC",
+                    SE_ANY: "START_ELEMENT_GENERIC",
                     SE: "START_ELEMENT",
                     EE: "END_ELEMENT",
                     CH_UNTYPED: "CHARACTERS_GENERIC",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pki.iso15118.exi.errors import ExiError
-from pki.iso15118.exi.grammar import AT, CH, CH_UNTYPED, EE, SE, SE_ANY
+from pki.iso15118.exi.grammar import AT, AT_ANY, CH, CH_UNTYPED, EE, SE, SE_ANY
 
 Tree = dict[str, Any]
 
@@ -134,7 +134,7 @@ class Grammars:
             m = len(ats)
             ses = [_Prod(0, SE, p.name, p.uri, -1, 1, p.elem, False) for p in self._frag_prods]
             start = list(ats)
-            start.append(_Prod(m, SE_ANY, "", "", -1, 1, -1, False))  # AT(*) placeholder (never used)
+            start.append(_Prod(m, AT_ANY, "", "", -1, 0, -1, False))  # AT(*): never produced
             start += [_Prod(m + 1 + i, SE, p.name, p.uri, -1, 1, p.elem, False) for i, p in enumerate(ses)]
             n = len(start)
             start.append(_Prod(n, SE_ANY, "", "", -1, 1, -1, False))
@@ -145,11 +145,7 @@ class Grammars:
             content.append(_Prod(k, SE_ANY, "", "", -1, 1, -1, False))
             content.append(_Prod(k + 1, EE, "", "", -1, -1, -1, False))
             content.append(_Prod(k + 2, CH_UNTYPED, "", "", self.untyped, 1, -1, False))
-            st0 = self._state(start, escape=True)
-            st1 = self._state(content, escape=True)
-            # AT(*) must not shadow a real key
-            st0.by_key = {k2: v for k2, v in st0.by_key.items() if not (v.kind == SE_ANY)}
-            self._efg = (st0, st1)
+            self._efg = (self._state(start, escape=True), self._state(content, escape=True))
         return self._efg
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from pki.iso15118.exi.xsd import ComplexType, ElementDecl, Particle, QName, SchemaSet, SimpleType
 
 # production kinds (shared with the runtime)
-AT, SE, SE_ANY, EE, CH, CH_UNTYPED = 0, 1, 2, 3, 4, 5
+AT, SE, SE_ANY, EE, CH, CH_UNTYPED, AT_ANY = 0, 1, 2, 3, 4, 5, 6
 
 
 def datatype_of(st: SimpleType) -> tuple[Any, ...]:
