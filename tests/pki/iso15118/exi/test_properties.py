@@ -85,20 +85,29 @@ req20 = st.builds(
     st.integers(0, 255),
     st.lists(st.text(alphabet="ABCDEF0123456789", min_size=1, max_size=20), max_size=8).map(tuple),
 )
-sid = st.builds(
-    SignedInstallationData,
-    ids,
-    st.builds(
-        CertificateChain,
-        st.binary(max_size=1600),
-        st.lists(st.binary(max_size=900), min_size=1, max_size=3).map(tuple),
-        st.none(),
-        st.just(1600),
-        st.just(3),
-    ),
-    st.just("SECP521"),
-    st.binary(min_size=133, max_size=133),
-    st.binary(min_size=94, max_size=94),
+contract_chains20 = st.builds(
+    CertificateChain,
+    st.binary(max_size=1600),
+    st.lists(st.binary(max_size=900), min_size=1, max_size=3).map(tuple),
+    st.none(),
+    st.just(1600),
+    st.just(3),
+)
+KEY_KINDS = [
+    ("SECP521", "SECP521_EncryptedPrivateKey", 94),
+    ("X448", "X448_EncryptedPrivateKey", 84),
+    ("SECP521", "TPM_EncryptedPrivateKey", 206),
+]
+sid = st.sampled_from(KEY_KINDS).flatmap(
+    lambda k: st.builds(
+        SignedInstallationData,
+        ids,
+        contract_chains20,
+        st.just(k[0]),
+        st.binary(min_size=133, max_size=133),
+        st.binary(min_size=k[2], max_size=k[2]),
+        st.just(k[1]),
+    )
 )
 res20 = st.builds(
     CertificateInstallationRes20,
