@@ -116,7 +116,7 @@ def test_fuzz_mutated_messages(sample: tuple[str, bytes], flips: list[tuple[int,
 
 
 @pytest.mark.slow
-@settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(SAMPLES), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=12))
 def test_fuzz_mutated_messages_long(sample: tuple[str, bytes], flips: list[tuple[int, int]]) -> None:
     ns, data = sample
