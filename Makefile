@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check pg-test docs clean
+.PHONY: run test lint typecheck check pg-test docs oracle clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/pnc serve
 
+ORACLE := .oracle-venv/.ready
+
+# The EXIficient test oracle (Java + the iso15118 wheel in its own venv). Best effort: without Java the oracle
+# tests skip loudly instead of failing the run.
+$(ORACLE): tests/oracle/setup_oracle.sh
+	-bash tests/oracle/setup_oracle.sh && touch $(ORACLE)
+
+oracle: $(ORACLE)
+
 ## The whole suite (tests needing optional peers — Java oracle, SoftHSM — skip loudly when absent).
-test: $(STAMP)
+test: $(STAMP) $(ORACLE)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## Storage tests again on PostgreSQL (CI does this after `make test`).

@@ -1,14 +1,14 @@
-"""Typed errors of the EXI codec.
-
-``pki/errors.py`` does not exist on this branch yet; ``ExiBaseError`` is the local stand-in the
-coordinator reparents onto ``pki.errors.PkiError`` at merge time.
-"""
+"""Typed errors of the EXI codec, part of the domain error hierarchy (``pki.errors.PkiError``)."""
 
 from __future__ import annotations
 
+from pki.errors import InvalidRequest
 
-class ExiBaseError(Exception):
-    """Local base class (to be reparented onto ``pki.errors.PkiError``)."""
+
+class ExiBaseError(InvalidRequest):
+    """Base of the codec's errors: a malformed or unsupported EXI stream is the caller's input problem."""
+
+    code = "ExiError"
 
 
 class ExiError(ExiBaseError):
