@@ -75,7 +75,7 @@ def emaid(rng: random.Random) -> str:
 
 
 def cases() -> list[tuple[str, str, str, Any]]:
-    rng = random.Random(15118)  # noqa: S311 - deterministic test data, not crypto
+    rng = random.Random(15118)
     out: list[tuple[str, str, str, Any]] = []
     # ---------------------------------------------------------------- ISO 15118-2 documents
     for i in range(12):
