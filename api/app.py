@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import observability
+from api import ocsp_http
 from api.context import Services, bootstrap, build_services
-from api.rest import cas, certificates, problems, public
+from api.rest import cas, certificates, ocsp_api, problems, public, revocation
 from api.settings import Settings
 
 
@@ -29,7 +30,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if metrics.observe_issuance not in svc.authority.observers:
             svc.authority.observers.append(metrics.observe_issuance)
         try:
-            yield
+            async with ocsp_http.background(svc):
+                yield
         finally:
             if own:
                 svc.close()
@@ -47,4 +49,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(public.router)
     app.include_router(cas.router)
     app.include_router(certificates.router)
+    app.include_router(revocation.router)
+    app.include_router(ocsp_api.router)
+    app.add_middleware(ocsp_http.OcspHttp, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path
     return app

@@ -302,6 +302,12 @@ def token_create(name: str, role: Annotated[str, typer.Option(help=f"One of: {',
     sys.stdout.write(create_token(svc, name, role) + "\n")
 
 
+from api.cli.revocation import crl_app, register_revoke  # noqa: E402 - needs the groups above
+
+register_revoke(cert_app)
+app.add_typer(crl_app, name="crl")
+
+
 def main() -> None:
     if shutil.get_terminal_size().columns < 100:
         out.width = 160
