@@ -11,8 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import observability
-from api import ocsp_http
+from api import observability, ocsp_http
 from api.context import Services, bootstrap, build_services
 from api.rest import cas, certificates, ocsp_api, problems, public, revocation
 from api.settings import Settings
