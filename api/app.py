@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.context import Services, bootstrap, build_services
+from api.ocpp import endpoint as ocpp_endpoint
 from api.rest import cas, certificates, problems, public
 from api.settings import Settings
 
@@ -43,4 +44,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(public.router)
     app.include_router(cas.router)
     app.include_router(certificates.router)
+    app.include_router(ocpp_endpoint.router)
     return app
