@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import inspect
 import json
 import logging
 from collections.abc import Callable
@@ -193,12 +192,17 @@ class StationCore:
                 return Result({"status": "Failed", "statusInfo": status_info(
                     "OcspUnavailable", "the local OCSP responder is not configured in this deployment")})
             try:
-                der = responder_service.respond_to_hash_data(hd)
-                if inspect.isawaitable(der):  # pragma: no cover - the responder API is synchronous today
-                    raise InvalidRequest("asynchronous OCSP responder is not supported here")
+                der = bytes(responder_service.respond_to_hash_data(hd))
+                status = x509_ocsp.load_der_ocsp_response(der).response_status
             except PkiError as exc:
                 return Result({"status": "Failed", "statusInfo": status_info(exc)})
-            return self._ocsp_result(bytes(der), limit)
+            except ValueError:
+                return Result({"status": "Failed", "statusInfo": status_info("OcspError", "responder failed")})
+            if status is not x509_ocsp.OCSPResponseStatus.SUCCESSFUL:
+                # unauthorized / tryLater are valid OCSP answers but not a status the station can staple
+                return Result({"status": "Failed", "statusInfo": status_info(
+                    f"Ocsp{status.name.title().replace('_', '')}"[:20], "local responder did not answer good/revoked")})
+            return self._ocsp_result(der, limit)
         if responder in self.settings.upstream_ocsp_responders:
             return self._forward_ocsp(hd, responder, limit)
         return Result({"status": "Failed", "statusInfo": status_info(
@@ -231,7 +235,9 @@ class StationCore:
         ocsp_service = getattr(self.services, "ocsp", None)
         status_of = contract_auth.db_status(self.authority)
         if ocsp_service is not None and hasattr(ocsp_service, "status_of_hash_data"):
-            status_of = ocsp_service.status_of_hash_data
+            def status_of(h: CertificateHashData) -> str:  # the OCSP service's answer (cached, same rules)
+                answer = ocsp_service.status_of_hash_data(h)
+                return str(answer.cert_status or "unknown") if answer.successful else "unknown"
         outcome = contract_auth.authorize(self.authority, str(id_token.get("idToken", "")),
                                           certificate_pem=p.get("certificate"),
                                           hash_data=p.get("iso15118CertificateHashData"), status_of=status_of,

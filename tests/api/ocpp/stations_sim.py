@@ -17,12 +17,12 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as CP16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
-from ocpp.v201 import ChargePoint as CP201
-from ocpp.v201 import call as call201
-from ocpp.v201 import call_result as result201
 from ocpp.v21 import ChargePoint as CP21
 from ocpp.v21 import call as call21
 from ocpp.v21 import call_result as result21
+from ocpp.v201 import ChargePoint as CP201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
 
 from tests.api.ocpp.conftest import basic
 from tests.helpers import make_csr, p256
