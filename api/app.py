@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from api.context import Services, bootstrap, build_services
 from api.ocpp import endpoint as ocpp_endpoint
-from api.rest import cas, certificates, problems, public
+from api.rest import cas, certificates, csms, problems, public, stations
 from api.settings import Settings
 
 
@@ -45,4 +45,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(cas.router)
     app.include_router(certificates.router)
     app.include_router(ocpp_endpoint.router)
+    app.include_router(stations.router)
+    app.include_router(csms.router)
     return app
