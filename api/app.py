@@ -13,7 +13,8 @@ from fastapi import FastAPI
 
 from api import observability, ocsp_http
 from api.context import Services, bootstrap, build_services
-from api.rest import cas, certificates, ocsp_api, problems, public, revocation
+from api.ocpp import endpoint as ocpp_endpoint
+from api.rest import cas, certificates, csms, ocsp_api, problems, public, revocation, stations
 from api.settings import Settings
 
 
@@ -51,4 +52,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(revocation.router)
     app.include_router(ocsp_api.router)
     app.add_middleware(ocsp_http.OcspHttp, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path
+    app.include_router(ocpp_endpoint.router)
+    app.include_router(stations.router)
+    app.include_router(csms.router)
     return app

@@ -314,5 +314,9 @@ def main() -> None:
     app()
 
 
+from api.cli.station import app as station_app  # noqa: E402  (late: it uses this module's helpers)
+
+app.add_typer(station_app, name="station")
+
 if __name__ == "__main__":
     main()

@@ -118,3 +118,5 @@ class AuditEvent(SQLModel, table=True):
     request_id: str | None = Field(default=None, max_length=64)
     details: str | None = Field(default=None, max_length=4096)
 from pki.store.ocsp_models import *  # noqa
+
+from pki.store.ocpp_models import *  # noqa
