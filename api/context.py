@@ -35,10 +35,28 @@ def build_services(settings: Settings, *, clock: Clock | None = None, migrate: b
     db = repo.Database(settings.resolved_database_url())
     if migrate:
         db.migrate()
-    keys = KeyManager()
-    keys.register(FileKeyStore(settings.resolved_key_dir(), settings.passphrase()))
-    authority = Authority(db, keys, public_url=settings.public_url, clock=clock or SystemClock())
+    keys = build_key_manager(settings)
+    authority = Authority(db, keys, public_url=settings.public_url, clock=clock or SystemClock(),
+                          key_scheme=settings.key_scheme)
     return Services(settings=settings, db=db, keys=keys, authority=authority)
+
+
+def build_key_manager(settings: Settings) -> KeyManager:
+    """File store always (existing keys stay usable); PKCS#11 when a module is configured. New CA keys go to
+    ``PNC_KEY_SCHEME``."""
+    if settings.key_scheme not in ("file", "pkcs11"):
+        raise RuntimeError(f"PNC_KEY_SCHEME must be file or pkcs11, not {settings.key_scheme!r}")
+    keys = KeyManager(default_scheme=settings.key_scheme)
+    keys.register(FileKeyStore(settings.resolved_key_dir(), settings.passphrase()))
+    if settings.pkcs11_module:
+        from pki.keys.pkcs11 import Pkcs11KeyStore
+
+        if not settings.pkcs11_token:
+            raise RuntimeError("PNC_PKCS11_TOKEN (the token label) is required with PNC_PKCS11_MODULE")
+        keys.register(Pkcs11KeyStore(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_user_pin()))
+    elif settings.key_scheme == "pkcs11":
+        raise RuntimeError("PNC_KEY_SCHEME=pkcs11 needs PNC_PKCS11_MODULE and PNC_PKCS11_TOKEN")
+    return keys
 
 
 def hash_token(token: str) -> str:

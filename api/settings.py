@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     with_iso15118_20: bool = True
     admin_token_file: Path | None = None  # default: <data_dir>/admin-token
     max_body_bytes: int = 64 * 1024
+    key_scheme: str = "file"  # where new CA keys are generated: file or pkcs11
+    pkcs11_module: str | None = None  # e.g. /usr/lib/softhsm/libsofthsm2.so or the HSM vendor's module
+    pkcs11_token: str | None = None  # token label
+    pkcs11_pin: SecretStr | None = None
+    pkcs11_pin_file: Path | None = None
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'pnc.db'}"
@@ -36,6 +41,14 @@ class Settings(BaseSettings):
 
     def resolved_admin_token_file(self) -> Path:
         return self.admin_token_file or self.data_dir / "admin-token"
+
+    def pkcs11_user_pin(self) -> str:
+        """HSM user PIN: env, then a secrets file. Never logged, never part of a key URI."""
+        if self.pkcs11_pin is not None:
+            return self.pkcs11_pin.get_secret_value()
+        if self.pkcs11_pin_file is not None:
+            return self.pkcs11_pin_file.read_text().strip()
+        raise RuntimeError("set PNC_PKCS11_PIN or PNC_PKCS11_PIN_FILE for the pkcs11 key store")
 
     def passphrase(self) -> bytes:
         """Key-store passphrase: env, then a secrets file, then (dev mode only) the marked development default."""
