@@ -161,6 +161,7 @@ class Authority:
         if repo.get_ca_by_name(self.db, name) is not None:
             raise Conflict(f"a CA named {name!r} already exists")
         key_uri = self.keys.generate(name, key_algorithm, scheme=self.key_scheme)
+        self._audit_key(actor, key_uri, name, key_algorithm)
         ca = repo.add_ca(
             self.db,
             CertificateAuthority(name=name, kind=kind.value, generation=generation.value, key_uri=key_uri,
@@ -196,6 +197,7 @@ class Authority:
         if repo.get_ca_by_name(self.db, name) is not None:
             raise Conflict(f"a CA named {name!r} already exists")
         key_uri = self.keys.generate(name, algorithm, scheme=self.key_scheme)
+        self._audit_key(actor, key_uri, name, algorithm)
         ca = repo.add_ca(
             self.db,
             CertificateAuthority(name=name, kind=kind.value, generation=generation.value, parent_id=parent_ca.id,
@@ -205,6 +207,10 @@ class Authority:
         self.issue_for_public_key(kind, subject, public_key, issuer=parent_ca, validity_days=validity_days,
                                   owner=name, actor=actor, subject_ca=ca)
         return self.ca(name)
+
+    def _audit_key(self, actor: str, key_uri: str, ca_name: str, algorithm: KeyAlgorithm) -> None:
+        repo.add_audit(self.db, repo.audit_event(actor, "key.generate", "success", target=key_uri,
+                                                  details={"ca": ca_name, "algorithm": algorithm.value}))
 
     @staticmethod
     def _check_algorithm(profile: Profile, algorithm: KeyAlgorithm) -> None:
