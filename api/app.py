@@ -11,8 +11,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import background
 from api.context import Services, bootstrap, build_services
-from api.rest import cas, certificates, problems, public
+from api.middleware import LimitsMiddleware
+from api.rest import cas, certificates, problems, public, security
 from api.settings import Settings
 
 
@@ -25,9 +27,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         svc = services or build_services(settings)
         bootstrap(svc)
         app.state.services = svc
+        checkpointer = background.start(svc)
         try:
             yield
         finally:
+            await background.stop(checkpointer)
             if own:
                 svc.close()
 
@@ -43,4 +47,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(public.router)
     app.include_router(cas.router)
     app.include_router(certificates.router)
+    app.include_router(security.tokens)
+    app.include_router(security.clients)
+    app.include_router(security.audit)
+    app.add_middleware(LimitsMiddleware, max_body_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
+                       timeout_seconds=settings.request_timeout_seconds)
     return app

@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     with_iso15118_20: bool = True
     admin_token_file: Path | None = None  # default: <data_dir>/admin-token
     max_body_bytes: int = 64 * 1024
+    request_timeout_seconds: float = 30.0  # HTTP requests only (WebSockets are long-lived by design)
+    rate_limit_per_token: float = 50.0  # requests/second per API token or client certificate
+    rate_limit_burst: int = 200
+    rate_limit_per_station: float = 2.0  # OCPP messages/second per station (hook used by the OCPP server)
+    rate_limit_station_burst: int = 30
+    audit_key_uri: str | None = None  # default: label "audit-signing" in PNC_KEY_SCHEME's store
+    audit_checkpoint_seconds: float = 300.0  # 0 disables the periodic signed checkpoint
+    mtls_header: str | None = None  # e.g. x-client-cert: URL-encoded PEM set by a TLS-terminating proxy
+    trusted_proxies: list[str] = []  # client addresses whose mtls_header is believed
     key_scheme: str = "file"  # where new CA keys are generated: file or pkcs11
     pkcs11_module: str | None = None  # e.g. /usr/lib/softhsm/libsofthsm2.so or the HSM vendor's module
     pkcs11_token: str | None = None  # token label
