@@ -347,9 +347,12 @@ def token_bind_cert(
     err.print(f"client {name!r} bound to certificate {row.fingerprint_sha256}")
 
 
+from api.cli.ceremony import ceremony_app, register_ca_commands  # noqa: E402
 from api.cli.security import audit_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
+app.add_typer(ceremony_app, name="ceremony")
+register_ca_commands(ca_app)
 
 
 def main() -> None:

@@ -157,6 +157,37 @@ def finalise_certificate(db: Database, record_id: int, *, der: bytes, fingerprin
         return rec
 
 
+def import_certificate(db: Database, record: Certificate, audit: AuditEvent) -> Certificate:
+    """Store a certificate signed elsewhere (an offline root's), complete, with its audit event."""
+    with db.session() as s:
+        s.add(record)
+        audit_chain.append(s, audit)
+        try:
+            s.commit()
+        except IntegrityError as exc:
+            s.rollback()
+            raise DuplicateSerial(str(exc.orig)) from None
+        s.refresh(record)
+        return record
+
+
+def set_certificate_revoked(db: Database, record_id: int, at: dt.datetime, reason: str,
+                            audit: AuditEvent) -> Certificate:
+    """Mark a valid certificate revoked, in the same transaction as its audit event."""
+    with db.session() as s:
+        rec = s.get(Certificate, record_id)
+        if rec is None or rec.status != CertStatus.VALID:
+            raise LookupError(f"no valid certificate record {record_id}")
+        rec.status = CertStatus.REVOKED
+        rec.revoked_at = at
+        rec.revocation_reason = reason
+        s.add(rec)
+        audit_chain.append(s, audit)
+        s.commit()
+        s.refresh(rec)
+        return rec
+
+
 def abort_certificate(db: Database, record_id: int, reason: str) -> None:
     with db.session() as s:
         rec = s.get(Certificate, record_id)
