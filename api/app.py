@@ -11,10 +11,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import observability, ocsp_http
+from api import background, observability, ocsp_http
 from api.context import Services, bootstrap, build_services
+from api.deps import register_station_route
+from api.middleware import LimitsMiddleware
 from api.ocpp import endpoint as ocpp_endpoint
-from api.rest import cas, certificates, csms, ocsp_api, problems, public, revocation, stations
+from api.rest import cas, certificates, csms, ocsp_api, problems, public, revocation, security, stations
 from api.settings import Settings
 
 
@@ -29,10 +31,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.state.services = svc
         if metrics.observe_issuance not in svc.authority.observers:
             svc.authority.observers.append(metrics.observe_issuance)
+        checkpointer = background.start(svc)
         try:
             async with ocsp_http.background(svc):
                 yield
         finally:
+            await background.stop(checkpointer)
             if own:
                 svc.close()
 
@@ -53,6 +57,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(ocsp_api.router)
     app.add_middleware(ocsp_http.OcspHttp, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path
     app.include_router(ocpp_endpoint.router)
+    register_station_route("/ocpp/{station_id}", "stations authenticate at the WebSocket handshake (OCPP "
+                           "security profiles 1-3) and are confined to their own identity")
     app.include_router(stations.router)
     app.include_router(csms.router)
+    app.include_router(security.tokens)
+    app.include_router(security.clients)
+    app.include_router(security.audit)
+    app.add_middleware(LimitsMiddleware, max_body_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
+                       timeout_seconds=settings.request_timeout_seconds)
     return app

@@ -5,22 +5,33 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from sqlalchemy.exc import IntegrityError
+
 from api.settings import Settings
+from pki.audit import AuditLog
 from pki.authority import Authority
 from pki.clock import Clock, SystemClock
 from pki.crl import CrlService
+from pki.errors import Conflict, InvalidRequest, NotFound
 from pki.hierarchy import create_hierarchies, default_plans
 from pki.keys.base import KeyManager
 from pki.keys.file import FileKeyStore
 from pki.ocsp import OcspPolicy, OcspService
+from pki.ratelimit import RateLimiter
 from pki.store import repo
 from pki.store.models import ApiToken
+from pki.store.security_models import ClientCertificate
 
 ROLES = ("admin", "operator", "csms", "auditor")
+_SCOPE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 
 
 @dataclass
@@ -31,6 +42,20 @@ class Services:
     authority: Authority
     ocsp: OcspService  # services.ocsp.respond_to_hash_data(...) answers OCPP GetCertificateStatus
     crl: CrlService
+    token_limiter: RateLimiter | None = field(default=None)
+    station_limiter: RateLimiter | None = field(default=None)  # hook for the OCPP server: check(station_id)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        if self.token_limiter is None:
+            self.token_limiter = RateLimiter(s.rate_limit_per_token, s.rate_limit_burst, what="API client")
+        if self.station_limiter is None:
+            self.station_limiter = RateLimiter(s.rate_limit_per_station, s.rate_limit_station_burst, what="station")
+
+    def audit_log(self) -> AuditLog:
+        """The audit log over the current database (tests swap ``db``, so this is not cached)."""
+        return AuditLog(self.db, self.keys, key_uri=self.settings.audit_key_uri, scheme=self.settings.key_scheme,
+                        clock=self.authority.clock)
 
     def close(self) -> None:
         self.db.dispose()
@@ -40,9 +65,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None, migrate: b
     db = repo.Database(settings.resolved_database_url())
     if migrate:
         db.migrate()
-    keys = KeyManager()
-    keys.register(FileKeyStore(settings.resolved_key_dir(), settings.passphrase()))
-    authority = Authority(db, keys, public_url=settings.public_url, clock=clock or SystemClock())
+    keys = build_key_manager(settings)
+    authority = Authority(db, keys, public_url=settings.public_url, clock=clock or SystemClock(),
+                          key_scheme=settings.key_scheme)
     return Services(settings=settings, db=db, keys=keys, authority=authority,
                     ocsp=OcspService(authority, ocsp_policy(settings)),
                     crl=CrlService(authority, validity=dt.timedelta(hours=settings.crl_validity_hours),
@@ -58,18 +83,101 @@ def ocsp_policy(settings: Settings) -> OcspPolicy:
                       max_age=dt.timedelta(seconds=settings.ocsp_max_age_seconds))
 
 
+def build_key_manager(settings: Settings) -> KeyManager:
+    """File store always (existing keys stay usable); PKCS#11 when a module is configured. New CA keys go to
+    ``PNC_KEY_SCHEME``."""
+    if settings.key_scheme not in ("file", "pkcs11"):
+        raise RuntimeError(f"PNC_KEY_SCHEME must be file or pkcs11, not {settings.key_scheme!r}")
+    keys = KeyManager(default_scheme=settings.key_scheme)
+    keys.register(FileKeyStore(settings.resolved_key_dir(), settings.passphrase()))
+    if settings.pkcs11_module:
+        from pki.keys.pkcs11 import Pkcs11KeyStore
+
+        if not settings.pkcs11_token:
+            raise RuntimeError("PNC_PKCS11_TOKEN (the token label) is required with PNC_PKCS11_MODULE")
+        keys.register(Pkcs11KeyStore(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_user_pin()))
+    elif settings.key_scheme == "pkcs11":
+        raise RuntimeError("PNC_KEY_SCHEME=pkcs11 needs PNC_PKCS11_MODULE and PNC_PKCS11_TOKEN")
+    return keys
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(services: Services, name: str, role: str) -> str:
+def normalise_scopes(scopes: str | list[str] | tuple[str, ...] | None) -> str | None:
+    """Scopes narrow a token to API areas (``/api/v1/<area>/...``) and/or ``read`` (GET only); None = whole role."""
+    if scopes is None:
+        return None
+    items = scopes.split() if isinstance(scopes, str) else [x for s in scopes for x in s.split()]
+    for item in items:
+        if not _SCOPE.match(item):
+            raise InvalidRequest(f"invalid scope {item!r} (an API area such as 'certificates', or 'read')")
+    return " ".join(sorted(set(items))) or None
+
+
+def create_token(services: Services, name: str, role: str, *, scopes: str | list[str] | None = None,
+                 expires_in: dt.timedelta | None = None, actor: str = "system") -> str:
+    """Create a token (shown once; stored as SHA-256) and audit it in the same transaction."""
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+    if not _NAME.match(name):
+        raise InvalidRequest("token name: 1-128 characters of letters, digits, . _ @ -")
+    scope_text = normalise_scopes(scopes)
     token = "pnc_" + secrets.token_urlsafe(32)
-    repo.add_token(services.db, ApiToken(name=name, token_hash=hash_token(token), role=role))
-    repo.add_audit(services.db, repo.audit_event("system", "token.create", "success", target=name,
-                                                  details={"role": role}))
+    now = services.authority.clock.now()
+    expires = now + expires_in if expires_in is not None else None
+    record = ApiToken(name=name, token_hash=hash_token(token), role=role, scopes=scope_text, expires_at=expires)
+    audit = repo.audit_event(actor, "token.create", "success", target=name,
+                             details={"role": role, "scopes": scope_text,
+                                      "expires_at": expires.isoformat() if expires else None})
+    try:
+        repo.add_token_audited(services.db, record, audit)
+    except IntegrityError:
+        raise Conflict(f"a token named {name!r} already exists") from None
     return token
+
+
+def revoke_token(services: Services, name: str, *, actor: str = "system") -> ApiToken:
+    audit = repo.audit_event(actor, "token.revoke", "success", target=name)
+    row = repo.revoke_token(services.db, name, services.authority.clock.now(), audit)
+    if row is None:
+        raise NotFound(f"no token named {name!r}")
+    return row
+
+
+def certificate_fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def bind_client_certificate(services: Services, name: str, role: str, certificate_pem: bytes, *,
+                            scopes: str | list[str] | None = None, actor: str = "system") -> ClientCertificate:
+    """Allow an API client to authenticate with this TLS client certificate (pinned by fingerprint)."""
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+    if not _NAME.match(name):
+        raise InvalidRequest("client name: 1-128 characters of letters, digits, . _ @ -")
+    try:
+        cert = x509.load_pem_x509_certificate(certificate_pem)
+    except ValueError:
+        raise InvalidRequest("not a PEM certificate") from None
+    fp = certificate_fingerprint(cert)
+    row = ClientCertificate(name=name, fingerprint_sha256=fp, role=role, scopes=normalise_scopes(scopes),
+                            subject=cert.subject.rfc4514_string()[:1024], expires_at=cert.not_valid_after_utc)
+    audit = repo.audit_event(actor, "client-certificate.bind", "success", target=name,
+                             details={"role": role, "fingerprint": fp, "subject": row.subject})
+    try:
+        return repo.add_client_certificate(services.db, row, audit)
+    except IntegrityError:
+        raise Conflict(f"client {name!r} or this certificate is already registered") from None
+
+
+def unbind_client_certificate(services: Services, name: str, *, actor: str = "system") -> ClientCertificate:
+    audit = repo.audit_event(actor, "client-certificate.revoke", "success", target=name)
+    row = repo.revoke_client_certificate(services.db, name, services.authority.clock.now(), audit)
+    if row is None:
+        raise NotFound(f"no client certificate named {name!r}")
+    return row
 
 
 def write_secret_file(path: Path, content: str) -> None:

@@ -39,6 +39,20 @@ class Settings(BaseSettings):
     ocsp_refresh_interval_seconds: float = 60.0  # maintenance pass: signers, pre-signing, CRLs
     ocsp_max_concurrent_signing: int = 4  # on-demand signatures at once; beyond that plus a queue: tryLater
     crl_validity_hours: int = 168
+    request_timeout_seconds: float = 30.0  # HTTP requests only (WebSockets are long-lived by design)
+    rate_limit_per_token: float = 50.0  # requests/second per API token or client certificate
+    rate_limit_burst: int = 200
+    rate_limit_per_station: float = 2.0  # OCPP messages/second per station (hook used by the OCPP server)
+    rate_limit_station_burst: int = 30
+    audit_key_uri: str | None = None  # default: label "audit-signing" in PNC_KEY_SCHEME's store
+    audit_checkpoint_seconds: float = 300.0  # 0 disables the periodic signed checkpoint
+    mtls_header: str | None = None  # e.g. x-client-cert: URL-encoded PEM set by a TLS-terminating proxy
+    trusted_proxies: list[str] = []  # client addresses whose mtls_header is believed
+    key_scheme: str = "file"  # where new CA keys are generated: file or pkcs11
+    pkcs11_module: str | None = None  # e.g. /usr/lib/softhsm/libsofthsm2.so or the HSM vendor's module
+    pkcs11_token: str | None = None  # token label
+    pkcs11_pin: SecretStr | None = None
+    pkcs11_pin_file: Path | None = None
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'pnc.db'}"
@@ -48,6 +62,14 @@ class Settings(BaseSettings):
 
     def resolved_admin_token_file(self) -> Path:
         return self.admin_token_file or self.data_dir / "admin-token"
+
+    def pkcs11_user_pin(self) -> str:
+        """HSM user PIN: env, then a secrets file. Never logged, never part of a key URI."""
+        if self.pkcs11_pin is not None:
+            return self.pkcs11_pin.get_secret_value()
+        if self.pkcs11_pin_file is not None:
+            return self.pkcs11_pin_file.read_text().strip()
+        raise RuntimeError("set PNC_PKCS11_PIN or PNC_PKCS11_PIN_FILE for the pkcs11 key store")
 
     def passphrase(self) -> bytes:
         """Key-store passphrase: env, then a secrets file, then (dev mode only) the marked development default."""

@@ -189,6 +189,7 @@ class Authority:
         if repo.get_ca_by_name(self.db, name) is not None:
             raise Conflict(f"a CA named {name!r} already exists")
         key_uri = self.keys.generate(name, key_algorithm, scheme=self.key_scheme)
+        self._audit_key(actor, key_uri, name, key_algorithm)
         ca = repo.add_ca(
             self.db,
             CertificateAuthority(name=name, kind=kind.value, generation=generation.value, key_uri=key_uri,
@@ -212,6 +213,7 @@ class Authority:
         actor: str = "system",
     ) -> CertificateAuthority:
         parent_ca = self.ca(parent)
+        self._check_online(parent_ca)
         generation = Generation(parent_ca.generation)
         profile = get_profile(kind, generation)
         if not profile.is_ca or profile.is_root:
@@ -224,6 +226,7 @@ class Authority:
         if repo.get_ca_by_name(self.db, name) is not None:
             raise Conflict(f"a CA named {name!r} already exists")
         key_uri = self.keys.generate(name, algorithm, scheme=self.key_scheme)
+        self._audit_key(actor, key_uri, name, algorithm)
         ca = repo.add_ca(
             self.db,
             CertificateAuthority(name=name, kind=kind.value, generation=generation.value, parent_id=parent_ca.id,
@@ -233,6 +236,16 @@ class Authority:
         self.issue_for_public_key(kind, subject, public_key, issuer=parent_ca, validity_days=validity_days,
                                   owner=name, actor=actor, subject_ca=ca)
         return self.ca(name)
+
+    @staticmethod
+    def _check_online(ca: CertificateAuthority) -> None:
+        if ca.external_key:
+            raise PolicyViolation(f"CA {ca.name!r} is an offline root: its key is not here; sign with "
+                                  "`pnc ceremony sign-subca` on the ceremony machine", code="OfflineKey")
+
+    def _audit_key(self, actor: str, key_uri: str, ca_name: str, algorithm: KeyAlgorithm) -> None:
+        repo.add_audit(self.db, repo.audit_event(actor, "key.generate", "success", target=key_uri,
+                                                  details={"ca": ca_name, "algorithm": algorithm.value}))
 
     @staticmethod
     def _check_algorithm(profile: Profile, algorithm: KeyAlgorithm) -> None:
@@ -334,6 +347,7 @@ class Authority:
         if alg is None or alg not in profile.key_algorithms:
             raise PolicyViolation(f"key algorithm {alg.value if alg else 'unknown'} is not allowed for "
                                   f"{kind.value} ({gen.value})", code="InvalidKey")
+        self._check_online(issuer_ca)
         issuer_cert = self.ca_certificate(issuer_ca)
         signer = self.keys.signer(issuer_ca.key_uri)
         issued = self._issue(profile, subject, public_key, issuer=issuer_ca, issuer_name=issuer_cert.subject,

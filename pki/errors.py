@@ -68,3 +68,10 @@ class Unauthorized(PkiError):
 class Forbidden(PkiError):
     code = "Forbidden"
     status = 403
+
+
+class RateLimited(PkiError):
+    """Too many requests from one token or station; the caller should back off."""
+
+    code = "RateLimited"
+    status = 429

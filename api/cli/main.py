@@ -296,10 +296,65 @@ def cert_export(
 
 @token_app.command("create")
 @handle_errors
-def token_create(name: str, role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")]) -> None:
+def token_create(
+    name: str,
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    scopes: Annotated[list[str] | None, typer.Option("--scope", help="Limit to an API area (e.g. certificates) "
+                                                     "or 'read'; repeatable.")] = None,
+    days: Annotated[int, typer.Option(help="Expires after this many days (0: never; not recommended).")] = 90,
+) -> None:
     """Create an API token; it is shown once and stored only as a hash."""
+    import datetime as dt
+
     svc = services()
-    sys.stdout.write(create_token(svc, name, role) + "\n")
+    sys.stdout.write(create_token(svc, name, role, scopes=scopes, actor="cli",
+                                  expires_in=dt.timedelta(days=days) if days > 0 else None) + "\n")
+
+
+@token_app.command("list")
+@handle_errors
+def token_list() -> None:
+    """List tokens (names, roles, scopes, expiry; never values)."""
+    svc = services()
+    table = Table("name", "role", "scopes", "created", "expires", "revoked")
+    for t in repo.list_tokens(svc.db):
+        table.add_row(t.name, t.role, t.scopes or "-", t.created_at.strftime("%Y-%m-%d"),
+                      t.expires_at.strftime("%Y-%m-%d") if t.expires_at else "never",
+                      t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else "-")
+    out.print(table)
+
+
+@token_app.command("revoke")
+@handle_errors
+def token_revoke(name: str) -> None:
+    """Revoke a token at once (audited)."""
+    from api.context import revoke_token
+
+    revoke_token(services(), name, actor="cli")
+    err.print(f"token {name!r} revoked")
+
+
+@token_app.command("bind-cert")
+@handle_errors
+def token_bind_cert(
+    name: str,
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    cert: Annotated[Path, typer.Option("--cert", help="PEM client certificate.", exists=True, dir_okay=False)],
+    scopes: Annotated[list[str] | None, typer.Option("--scope", help="API area or 'read'; repeatable.")] = None,
+) -> None:
+    """Let an API client authenticate with this TLS client certificate (mTLS) instead of a token."""
+    from api.context import bind_client_certificate
+
+    row = bind_client_certificate(services(), name, role, cert.read_bytes(), scopes=scopes, actor="cli")
+    err.print(f"client {name!r} bound to certificate {row.fingerprint_sha256}")
+
+
+from api.cli.ceremony import ceremony_app, register_ca_commands  # noqa: E402
+from api.cli.security import audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+app.add_typer(ceremony_app, name="ceremony")
+register_ca_commands(ca_app)
 
 
 from api.cli.revocation import crl_app, register_revoke  # noqa: E402 - needs the groups above

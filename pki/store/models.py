@@ -102,10 +102,15 @@ class ApiToken(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=_now)
     expires_at: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
+    scopes: str | None = Field(default=None, max_length=512)  # space-separated API areas; None = whole role
 
 
 class AuditEvent(SQLModel, table=True):
-    """Append-only record of security-relevant actions (issuance, revocation, key and token operations)."""
+    """Append-only record of security-relevant actions (issuance, revocation, key and token operations).
+
+    Hash-chained (``pki.store.audit_chain``): ``entry_hash`` covers the canonical JSON of the entry including
+    ``prev_hash``, and ``sequence`` is gap-free, so an edited, deleted or reordered entry breaks verification.
+    """
 
     __tablename__ = "audit_event"
 
@@ -117,6 +122,11 @@ class AuditEvent(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     request_id: str | None = Field(default=None, max_length=64)
     details: str | None = Field(default=None, max_length=4096)
-from pki.store.ocsp_models import *  # noqa
+    sequence: int | None = Field(default=None, unique=True, index=True)
+    prev_hash: str | None = Field(default=None, max_length=64)
+    entry_hash: str | None = Field(default=None, max_length=64)
+
 
 from pki.store.ocpp_models import *  # noqa
+from pki.store.ocsp_models import *  # noqa
+from pki.store.security_models import *  # noqa: E402,F403

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from pki.store import audit_chain
 from pki.store.models import (
     AuditEvent,
     CaStatus,
@@ -75,7 +76,7 @@ def set_revocation(db: Database, cert_id: int, *, status: str, revoked_at: dt.da
             if ca is not None:
                 ca.status = ca_status
                 s.add(ca)
-        s.add(audit)
+        audit_chain.append(s, audit)  # tamper-evident: chained under the head-row lock, same transaction
         s.commit()
         s.refresh(rec)
         return rec

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from pki.store import audit_chain
 from pki.store.db import make_engine, migrate
 from pki.store.models import (
     ApiToken,
@@ -26,6 +27,7 @@ from pki.store.models import (
     CertStatus,
     IssuerHash,
 )
+from pki.store.security_models import AuditChainHead, AuditCheckpoint, ClientCertificate
 
 
 class DuplicateSerial(Exception):
@@ -131,7 +133,6 @@ _FINALISE = (
         issued_at=bindparam("issued_at"), subject_ca_id=bindparam("subject_ca_id"),
     )
 )
-_AUDIT = insert(AuditEvent)
 
 
 def reserve_certificate(db: Database, record: Certificate) -> Certificate:
@@ -156,14 +157,47 @@ def finalise_certificate(db: Database, record: Certificate, *, der: bytes, finge
     """Mark the reserved record valid with its DER, in the same transaction as its audit event."""
     changes: dict[str, Any] = {"der": der, "fingerprint_sha256": fingerprint, "status": CertStatus.VALID,
                                "issued_at": issued_at, "subject_ca_id": subject_ca_id}
-    with db.engine.begin() as conn:
-        if conn.execute(_FINALISE, {**changes, "record_id": record.id}).rowcount != 1:
+    with db.session() as s:
+        result = s.connection().execute(_FINALISE, {**changes, "record_id": record.id})
+        if result.rowcount != 1:
             raise LookupError(f"no pending certificate record {record.id}")
         if audit is not None:
-            conn.execute(_AUDIT, audit.model_dump(exclude={"id"}))
+            audit_chain.append(s, audit)
+        s.commit()
     for key, value in changes.items():
         setattr(record, key, value)
     return record
+
+
+def import_certificate(db: Database, record: Certificate, audit: AuditEvent) -> Certificate:
+    """Store a certificate signed elsewhere (an offline root's), complete, with its audit event."""
+    with db.session() as s:
+        s.add(record)
+        audit_chain.append(s, audit)
+        try:
+            s.commit()
+        except IntegrityError as exc:
+            s.rollback()
+            raise DuplicateSerial(str(exc.orig)) from None
+        s.refresh(record)
+        return record
+
+
+def set_certificate_revoked(db: Database, record_id: int, at: dt.datetime, reason: str,
+                            audit: AuditEvent) -> Certificate:
+    """Mark a valid certificate revoked, in the same transaction as its audit event."""
+    with db.session() as s:
+        rec = s.get(Certificate, record_id)
+        if rec is None or rec.status != CertStatus.VALID:
+            raise LookupError(f"no valid certificate record {record_id}")
+        rec.status = CertStatus.REVOKED
+        rec.revoked_at = at
+        rec.revocation_reason = reason
+        s.add(rec)
+        audit_chain.append(s, audit)
+        s.commit()
+        s.refresh(rec)
+        return rec
 
 
 def abort_certificate(db: Database, record_id: int, reason: str) -> None:
@@ -265,15 +299,65 @@ def audit_event(actor: str, action: str, outcome: str, *, target: str | None = N
 
 
 def add_audit(db: Database, event: AuditEvent) -> None:
+    """Append to the hash chain (serialised on the chain-head row, so concurrent writers cannot fork it)."""
     with db.session() as s:
-        s.add(event)
+        audit_chain.append(s, event)
         s.commit()
 
 
-def list_audit(db: Database, *, limit: int = 100, offset: int = 0) -> list[AuditEvent]:
+def list_audit(db: Database, *, limit: int = 100, offset: int = 0, after_sequence: int | None = None,
+               action: str | None = None) -> list[AuditEvent]:
     with db.session() as s:
-        q = select(AuditEvent).order_by(col(AuditEvent.id)).offset(offset).limit(limit)
+        q = select(AuditEvent)
+        if after_sequence is not None:
+            q = q.where(col(AuditEvent.sequence) > after_sequence)
+        if action:
+            q = q.where(AuditEvent.action == action)
+        q = q.order_by(col(AuditEvent.sequence), col(AuditEvent.id)).offset(offset).limit(limit)
         return list(s.exec(q).all())
+
+
+def iter_audit(db: Database, *, batch: int = 1000) -> Iterator[AuditEvent]:
+    """Every entry in chain order (unchained rows, which only tampering produces, come first), in batches."""
+    with db.session() as s:
+        for row in s.exec(select(AuditEvent).where(col(AuditEvent.sequence).is_(None)).order_by(col(AuditEvent.id))):
+            yield row
+    after = -1
+    while True:
+        with db.session() as s:
+            rows = list(s.exec(select(AuditEvent).where(col(AuditEvent.sequence) > after)
+                               .order_by(col(AuditEvent.sequence)).limit(batch)).all())
+        if not rows:
+            return
+        for row in rows:
+            yield row
+        after = rows[-1].sequence or 0
+
+
+def audit_head(db: Database) -> AuditChainHead:
+    with db.session() as s:
+        head = s.get(AuditChainHead, 1)
+        return head if head is not None else AuditChainHead(id=1)
+
+
+def add_checkpoint(db: Database, checkpoint: AuditCheckpoint) -> AuditCheckpoint:
+    with db.session() as s:
+        s.add(checkpoint)
+        s.commit()
+        s.refresh(checkpoint)
+        return checkpoint
+
+
+def list_checkpoints(db: Database) -> list[AuditCheckpoint]:
+    with db.session() as s:
+        return list(s.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.sequence),
+                                                            col(AuditCheckpoint.id))).all())
+
+
+def latest_checkpoint(db: Database) -> AuditCheckpoint | None:
+    with db.session() as s:
+        return s.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.sequence).desc(),
+                                                       col(AuditCheckpoint.id).desc())).first()
 
 
 def add_token(db: Database, token: ApiToken) -> ApiToken:
@@ -287,6 +371,81 @@ def add_token(db: Database, token: ApiToken) -> ApiToken:
 def get_token_by_hash(db: Database, token_hash: str) -> ApiToken | None:
     with db.session() as s:
         return s.exec(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
+
+
+def get_token_by_name(db: Database, name: str) -> ApiToken | None:
+    with db.session() as s:
+        return s.exec(select(ApiToken).where(ApiToken.name == name)).first()
+
+
+def list_tokens(db: Database) -> list[ApiToken]:
+    with db.session() as s:
+        return list(s.exec(select(ApiToken).order_by(col(ApiToken.id))).all())
+
+
+def revoke_token(db: Database, name: str, at: dt.datetime, audit: AuditEvent) -> ApiToken | None:
+    """Revoke and audit in one transaction; ``None`` when no such token exists."""
+    with db.session() as s:
+        token = s.exec(select(ApiToken).where(ApiToken.name == name)).first()
+        if token is None:
+            return None
+        if token.revoked_at is None:
+            token.revoked_at = at
+            s.add(token)
+        audit_chain.append(s, audit)
+        s.commit()
+        s.refresh(token)
+        return token
+
+
+def add_token_audited(db: Database, token: ApiToken, audit: AuditEvent) -> ApiToken:
+    with db.session() as s:
+        s.add(token)
+        audit_chain.append(s, audit)
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            raise
+        s.refresh(token)
+        return token
+
+
+def add_client_certificate(db: Database, row: ClientCertificate, audit: AuditEvent) -> ClientCertificate:
+    with db.session() as s:
+        s.add(row)
+        audit_chain.append(s, audit)
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            raise
+        s.refresh(row)
+        return row
+
+
+def get_client_certificate(db: Database, fingerprint: str) -> ClientCertificate | None:
+    with db.session() as s:
+        return s.exec(select(ClientCertificate).where(ClientCertificate.fingerprint_sha256 == fingerprint)).first()
+
+
+def list_client_certificates(db: Database) -> list[ClientCertificate]:
+    with db.session() as s:
+        return list(s.exec(select(ClientCertificate).order_by(col(ClientCertificate.id))).all())
+
+
+def revoke_client_certificate(db: Database, name: str, at: dt.datetime, audit: AuditEvent) -> ClientCertificate | None:
+    with db.session() as s:
+        row = s.exec(select(ClientCertificate).where(ClientCertificate.name == name)).first()
+        if row is None:
+            return None
+        if row.revoked_at is None:
+            row.revoked_at = at
+            s.add(row)
+        audit_chain.append(s, audit)
+        s.commit()
+        s.refresh(row)
+        return row
 
 
 def count_tokens(db: Database) -> int:
