@@ -11,8 +11,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import console
 from api.context import Services, bootstrap, build_services
-from api.rest import cas, certificates, problems, public
+from api.rest import cas, certificates, problems, public, reports
 from api.settings import Settings
 
 
@@ -42,5 +43,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     problems.install(app)
     app.include_router(public.router)
     app.include_router(cas.router)
+    app.include_router(reports.router)  # before certificates: /certificates/{cert_id} would capture its paths
     app.include_router(certificates.router)
+    app.include_router(console.router)
     return app
