@@ -177,15 +177,17 @@ function columnsFor(rows, preferred, max = 8) {
   let chosen = preferred.filter((k) => keys.has(k));
   if (!chosen.length) chosen = [...keys].slice(0, max);
   return chosen.map((k) => ({
-    key: k, label: k.replace(/_/g, " "),
+    key: k, label: label(k),
     render: (r) => (/(_at|_after|_before)$/.test(k) || /At$/.test(k) ? fmtDate(r[k])
       : /status|state$/.test(k) ? badge(r[k]) : r[k]),
   }));
 }
 
+function label(key) { const t = key.replace(/_/g, " "); return t.charAt(0).toUpperCase() + t.slice(1); }
+
 function scalarPairs(obj) {
   return Object.entries(obj).filter(([, v]) => v === null || typeof v !== "object")
-    .map(([k, v]) => [k.replace(/_/g, " "), /(_at|_after|_before)$/.test(k) ? fmtDate(v) : v === null ? "—" : String(v)]);
+    .map(([k, v]) => [label(k), /(_at|_after|_before)$/.test(k) ? fmtDate(v) : v === null ? "—" : String(v)]);
 }
 
 function notice(text, kind = "") { return h("p", { class: `notice ${kind}` }, text); }
