@@ -747,7 +747,7 @@ const ROUTES = [
 ];
 
 function parseHash() {
-  const raw = location.hash.replace(/^#/, "") || "/cas";
+  const raw = location.hash.startsWith("#/") ? location.hash.slice(1) : "/cas";
   const [path, query] = raw.split("?");
   return { path, params: new URLSearchParams(query || "") };
 }
@@ -838,6 +838,8 @@ async function signIn(ev) {
 function init() {
   document.getElementById("login-form").addEventListener("submit", (ev) => { signIn(ev).catch((e) => { document.getElementById("login-error").textContent = `Sign-in failed: ${e.message}`; }); });
   document.getElementById("logout").addEventListener("click", () => signOut("Signed out."));
+  /* The skip link must not touch location.hash: the hash is the console's router. */
+  document.querySelector(".skip").addEventListener("click", (ev) => { ev.preventDefault(); document.getElementById("main").focus(); });
   document.getElementById("who-label").textContent = "token in this tab";
   window.addEventListener("hashchange", () => render());
   document.addEventListener("visibilitychange", () => { if (!document.hidden && /^\/jobs/.test(parseHash().path)) render({ quiet: true }); });

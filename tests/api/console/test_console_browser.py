@@ -115,6 +115,11 @@ def test_sign_in_and_ca_tree(browser: Any, live_server: LiveServer, shots: Path)
     assert node.get_attribute("aria-current") == "true"
     assert browser.current_url.endswith("#/cas/cpo-sub1")
     _shot(browser, shots, "ca-tree")
+    # the skip link moves focus to the content without disturbing the hash router
+    browser.execute_script("document.querySelector('.skip').focus()")
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    _wait(browser, lambda d: d.switch_to.active_element.get_attribute("id") == "main")
+    assert browser.current_url.endswith("#/cas/cpo-sub1") and _all(browser, "ul.tree")
 
 
 def test_certificate_search_paging_and_pem_download(browser: Any, live_server: LiveServer, shots: Path) -> None:
