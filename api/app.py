@@ -11,12 +11,23 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import background, observability, ocsp_http
+from api import background, console, observability, ocsp_http
 from api.context import Services, bootstrap, build_services
-from api.deps import register_station_route
+from api.deps import register_public, register_station_route
 from api.middleware import LimitsMiddleware
 from api.ocpp import endpoint as ocpp_endpoint
-from api.rest import cas, certificates, csms, ocsp_api, problems, public, revocation, security, stations
+from api.rest import (
+    cas,
+    certificates,
+    csms,
+    ocsp_api,
+    problems,
+    public,
+    reports,
+    revocation,
+    security,
+    stations,
+)
 from api.settings import Settings
 
 
@@ -52,6 +63,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     metrics = observability.install(app)
     app.include_router(public.router)
     app.include_router(cas.router)
+    app.include_router(reports.router)  # before certificates: /certificates/{cert_id} would capture its paths
     app.include_router(certificates.router)
     app.include_router(revocation.router)
     app.include_router(ocsp_api.router)
@@ -66,4 +78,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(security.audit)
     app.add_middleware(LimitsMiddleware, max_body_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
                        timeout_seconds=settings.request_timeout_seconds)
+    app.include_router(console.router)
+    for path in console.PUBLIC_PATHS:  # the static shell only; every data call needs a token
+        register_public(path, "operator console shell (static files, no data)")
     return app
