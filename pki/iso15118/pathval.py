@@ -118,13 +118,19 @@ def validate_path(
     at: dt.datetime,
     *,
     max_intermediates: int = 2,
+    end_entity: bool = True,
 ) -> ValidatedPath:
-    """Build and validate leaf -> intermediates -> one of ``anchors``. Raises :class:`PathError`."""
+    """Build and validate leaf -> intermediates -> one of ``anchors``. Raises :class:`PathError`.
+
+    ``end_entity=False`` validates a sub-CA certificate itself (trust-store imports): it must then be a CA.
+    """
     _check_time(leaf, at, "certificate")
     _check_critical(leaf, "certificate")
     bc = _basic_constraints(leaf)
-    if bc is not None and bc.ca:
+    if end_entity and bc is not None and bc.ca:
         raise PathError(f"end-entity certificate {_name(leaf)} is a CA certificate")
+    if not end_entity and (bc is None or not bc.ca):
+        raise PathError(f"{_name(leaf)} is not a CA certificate")
     chain: list[x509.Certificate] = []
     current = leaf
     pool = list(untrusted)
