@@ -98,3 +98,85 @@ def check_response(codec: FakeCodec, exi: bytes, name: str, oem_or_contract_key:
     key = ec.derive_private_key(int.from_bytes(dec.update(enc[16:]) + dec.finalize(), "big"), ec.SECP256R1())
     assert key.public_key() == contract[0].public_key()
     return body, key, contract, cps
+
+
+NS20 = "urn:iso:std:iso:15118:-20:CommonMessages"
+
+
+def ev_signature_20(codec: FakeCodec, key: Any, name: str, tree: Any) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    ed = isinstance(key, ed448.Ed448PrivateKey)
+    si = {
+        "CanonicalizationMethod": {"Algorithm": C14N},
+        "SignatureMethod": {"Algorithm": "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448" if ed
+                            else "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"},
+        "Reference": [{"URI": f"#{tree['Id']}", "Transforms": {"Transform": [{"Algorithm": C14N}]},
+                       "DigestMethod": {"Algorithm": "http://www.w3.org/2001/04/xmlenc#sha512"},
+                       "DigestValue": hashlib.sha512(codec.encode_fragment(name, tree, NS20)).digest()}],
+    }
+    data = codec.encode_signed_info(si)
+    if ed:
+        value = key.sign(data)
+    else:
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA512())))
+        value = r.to_bytes(66, "big") + s.to_bytes(66, "big")
+    return {"SignedInfo": si, "SignatureValue": {"value": value}}
+
+
+def install_request_20(codec: FakeCodec, oem_key: Any, chain: list[x509.Certificate], roots: list[x509.Certificate],
+                       max_chains: int = 1, emaids: tuple[str, ...] = ()) -> bytes:
+    der = serialization.Encoding.DER
+    oem = {"Id": "id1", "Certificate": chain[0].public_bytes(der),
+           "SubCertificates": {"Certificate": [c.public_bytes(der) for c in chain[1:]]}}
+    req: dict[str, Any] = {
+        "Header": {"SessionID": b"\x20" * 8, "TimeStamp": 1_800_000_000,
+                   "Signature": ev_signature_20(codec, oem_key, "OEMProvisioningCertificateChain", oem)},
+        "OEMProvisioningCertificateChain": oem,
+        "ListOfRootCertificateIDs": {"RootCertificateID": [root_id(r) for r in roots]},
+        "MaximumContractCertificateChains": max_chains,
+    }
+    if emaids:
+        req["PrioritizedEMAIDs"] = {"EMAID": list(emaids)}
+    return codec.encode_message({"CertificateInstallationReq": req}, NS20)
+
+
+def check_response_20(codec: FakeCodec, exi: bytes, oem_key: Any, pcid: str) -> tuple[dict[str, Any], Any]:
+    from cryptography.hazmat.primitives.asymmetric import ed448, x448
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    res = codec.decode_message(exi, NS20)["CertificateInstallationRes"]
+    assert res["ResponseCode"] == "OK" and res["EVSEProcessing"] == "Finished"
+    data = res["SignedInstallationData"]
+    sig = res["Header"]["Signature"]
+    [ref] = sig["SignedInfo"]["Reference"]
+    assert ref["URI"] == f"#{data['Id']}"
+    assert ref["DigestValue"] == hashlib.sha512(codec.encode_fragment("SignedInstallationData", data, NS20)).digest()
+    cps = x509.load_der_x509_certificate(res["CPSCertificateChain"]["Certificate"])
+    raw = sig["SignatureValue"]["value"]
+    cps_key = cps.public_key()
+    assert isinstance(cps_key, ec.EllipticCurvePublicKey) and len(raw) == 132
+    der = encode_dss_signature(int.from_bytes(raw[:66], "big"), int.from_bytes(raw[66:], "big"))
+    cps_key.verify(der, codec.encode_signed_info(sig["SignedInfo"]), ec.ECDSA(hashes.SHA512()))
+    leaf = x509.load_der_x509_certificate(data["ContractCertificateChain"]["Certificate"])
+    assert data["ContractCertificateChain"]["SubCertificates"]["Certificate"]  # mandatory in -20
+    ski = leaf.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    aad = pcid.upper().encode() + ski.hex().upper().encode()
+    if data["ECDHCurve"] == "SECP521":
+        blob = data["SECP521_EncryptedPrivateKey"]
+        assert len(blob) == 94 and len(data["DHPublicKey"]) == 133
+        peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP521R1(), data["DHPublicKey"])
+        z = oem_key.exchange(ec.ECDH(), peer)
+        plain = AESGCM(concat_kdf_sha256(z, 32, b"\x01\x55\x56")).decrypt(blob[:12], blob[12:], aad)
+        key: Any = ec.derive_private_key(int.from_bytes(plain, "big"), ec.SECP521R1())
+    else:
+        blob = data["X448_EncryptedPrivateKey"]
+        assert len(blob) == 84 and len(data["DHPublicKey"]) == 56
+        seed = oem_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                     serialization.NoEncryption())
+        h = hashlib.shake_256(seed).digest(114)[:56]  # RFC 8032 secret scalar bytes = X448 private key
+        z = x448.X448PrivateKey.from_private_bytes(h).exchange(x448.X448PublicKey.from_public_bytes(data["DHPublicKey"]))
+        plain = AESGCM(concat_kdf_sha256(z, 32, b"\x01\x55\x56")).decrypt(blob[:12], blob[12:], aad)
+        key = ed448.Ed448PrivateKey.from_private_bytes(plain + b"\x00")
+    assert key.public_key() == leaf.public_key()
+    return res, key
