@@ -41,7 +41,7 @@ def sleeps() -> list[float]:
     return []
 
 
-def oauth(pool: FakePool, http: httpx.Client, secret: str = "s3cret") -> OAuth2ClientCredentials:
+def oauth(pool: FakePool, http: httpx.Client, secret: str = "s3cret") -> OAuth2ClientCredentials:  # noqa: S107
     return OAuth2ClientCredentials(OAuth2Config(f"{pool.url}/oauth/token", "cpo-client", secret,
                                                 audience="https://eu.plugncharge-qa.hubject.com"), http)
 
@@ -123,7 +123,7 @@ def test_est_simpleenroll_and_cacerts(pool: FakePool, http: httpx.Client, sleeps
     key = ec.generate_private_key(ec.SECP256R1())
     certs = est.simple_enroll("cpo", make_csr(key, CN="DE*ICE*E45B*78C", O="ICE", C="DE", DC="CPO"))
     assert certs[0].public_key() == key.public_key() and certs[1] == pool.app.state.ca_cert
-    method, path, headers, _ = pool.state.requests[-1]
+    _, path, headers, _ = pool.state.requests[-1]
     assert path == "/.well-known/est/cpo/simpleenroll/ISO15118-2" and headers["content-type"] == "application/pkcs10"
     assert est.cacerts("cpo", algorithm="secp256r1") == [pool.app.state.ca_cert]
     assert pool.state.requests[-1][1] == "/cpo/cacerts/ISO15118-2/secp256r1/"
