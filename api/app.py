@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from api.context import Services, bootstrap, build_services
 from api.rest import cas, certificates, problems, public
+from api.rest.contracts import router as contracts_router
 from api.settings import Settings
 
 
@@ -43,4 +44,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(public.router)
     app.include_router(cas.router)
     app.include_router(certificates.router)
+    app.include_router(contracts_router)
     return app

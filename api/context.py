@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.settings import Settings
 from pki.authority import Authority
@@ -17,6 +18,9 @@ from pki.keys.file import FileKeyStore
 from pki.store import repo
 from pki.store.models import ApiToken
 
+if TYPE_CHECKING:
+    from pki.iso15118.service import ContractService
+
 ROLES = ("admin", "operator", "csms", "auditor")
 
 
@@ -26,6 +30,16 @@ class Services:
     db: repo.Database
     keys: KeyManager
     authority: Authority
+    _contracts: ContractService | None = field(default=None, repr=False)
+
+    @property
+    def contracts(self) -> ContractService:
+        """The Plug & Charge contract service (built on first use; see api/contracts_wiring.py)."""
+        if self._contracts is None:
+            from api.contracts_wiring import build_contract_service
+
+            self._contracts = build_contract_service(self)
+        return self._contracts
 
     def close(self) -> None:
         self.db.dispose()

@@ -300,6 +300,12 @@ def token_create(name: str, role: Annotated[str, typer.Option(help=f"One of: {',
     sys.stdout.write(create_token(svc, name, role) + "\n")
 
 
+from api.cli.contracts import contract_app, trust_app  # noqa: E402 - needs handle_errors defined above
+
+app.add_typer(trust_app, name="trust")
+app.add_typer(contract_app, name="contract")
+
+
 def main() -> None:
     if shutil.get_terminal_size().columns < 100:
         out.width = 160
