@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
@@ -15,15 +17,17 @@ from pki.iso15118.trust import TrustStore
 from pki.profiles import CertKind
 from tests.conftest import make_hierarchies
 from tests.pki.iso15118 import ev
-from tests.pki.iso15118.fake_codec import FakeCodec
+from tests.pki.iso15118.conftest import is_real_exi
 
 PCID = "WMIV1234567890ABCD"
 
 
 @pytest.mark.parametrize("curve", ["SECP521", "X448"])
-def test_iso20_install(authority: Authority, curve: str) -> None:
+def test_iso20_install(authority: Authority, curve: str, codec: Any) -> None:
+    if curve == "X448" and is_real_exi(codec):
+        pytest.xfail("the -20 XSD fixes dhPublicKeyType at 133 bytes, but [V2G20-2495] forbids padding the 56-byte "
+                     "X448 key: X448 responses cannot be encoded until the schema/standard conflict is resolved")
     make_hierarchies(authority, iso20=True)
-    codec = FakeCodec()
     registry = ContractRegistry(authority.db)
     installer = ContractInstaller(authority, registry, TrustStore(authority), CpsProvisioner(authority), codec)
     oem_key = ec.generate_private_key(ec.SECP521R1()) if curve == "SECP521" else ed448.Ed448PrivateKey.generate()

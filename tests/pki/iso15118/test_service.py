@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -21,6 +22,7 @@ from pki.iso15118.upstream import ProviderRouter, UpstreamAnswer, UpstreamError
 from pki.profiles import CertKind
 from pki.store import repo
 from tests.pki.iso15118 import ev
+from tests.pki.iso15118.conftest import is_real_exi
 from tests.pki.iso15118.fake_codec import FakeCodec
 
 PCID = "WMIV1234567890ABCD"
@@ -71,9 +73,9 @@ def test_ocpp21_allows_larger_requests(authority: Authority) -> None:
     assert "over the" not in (result.reason or "")
 
 
-def test_local_install_through_the_service(pki: Authority) -> None:
+def test_local_install_through_the_service(pki: Authority, codec: Any) -> None:
     pki.clock = FixedClock(dt.datetime.now(dt.UTC))
-    codec = FakeCodec()
+    version = "2.0.1" if is_real_exi(codec) else "2.1"  # the JSON stand-in is ~2x larger than EXI
     svc = make_service(pki, codec)
     svc.registry.create(owner="alice", country="DE", provider="PNC", pcid=PCID)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -81,14 +83,13 @@ def test_local_install_through_the_service(pki: Authority) -> None:
                                     key.public_key(), issuer=pki.ca("oem-sub2")).certificate
     root = pki.ca_certificate(pki.ca("v2g-root"))
     exi_b64 = base64.b64encode(ev.install_request(codec, key, cert, [root])).decode()
-    # the JSON stand-in codec is ~2x larger than EXI, hence the OCPP 2.1 size limits here
     status, exi, reason, remaining = svc.handle_get_15118_ev_certificate("CS-1", NS2, "Install", exi_b64,
-                                                                         ocpp_version="2.1")
+                                                                         ocpp_version=version)
     assert (status, reason, remaining) == ("Accepted", None, None)
     ev.check_response(codec, base64.b64decode(exi), "CertificateInstallationRes", key)
     # a foreign key signing -> Failed with the ISO code and a short reasonCode
     bad = base64.b64encode(ev.install_request(codec, ec.generate_private_key(ec.SECP256R1()), cert, [root])).decode()
-    result = svc.handle("CS-1", NS2, "Install", bad, ocpp_version="2.1")
+    result = svc.handle("CS-1", NS2, "Install", bad, ocpp_version=version)
     assert result.status == "Failed" and result.response_code == "FAILED_SignatureError"
     assert result.reason_code == "SignatureError" and result.reason and result.reason.startswith("FAILED_SignatureError:")
 
