@@ -29,6 +29,8 @@ FAILED                             malformed or oversize message, anything else
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,6 +198,10 @@ class ContractInstaller:
         self.organization = organization
         self.country = country
         self.require_contract_root_match = require_contract_root_match
+        self.cache_seconds = 10.0  # CA topology (own roots, MO Sub-CA 2s) is read on every request
+        self._topology: dict[str, tuple[float, list[x509.Certificate], list[tuple[CertificateAuthority,
+                                                                                    x509.Certificate]]]] = {}
+        self._topology_lock = threading.Lock()
 
     # --- entry point ---------------------------------------------------------------------------------------
 
@@ -268,20 +274,35 @@ class ContractInstaller:
         if rec is not None and rec.status == CertStatus.REVOKED:
             raise InstallFailure(f"the {what} is revoked", code="FAILED_CertificateRevoked")
 
+    def _ca_topology(self, generation: Generation) -> tuple[list[x509.Certificate],
+                                                             list[tuple[CertificateAuthority, x509.Certificate]]]:
+        """(our roots, [(MO Sub-CA 2, its root certificate)]) of a generation, cached for ``cache_seconds``."""
+        now = time.monotonic()
+        with self._topology_lock:
+            hit = self._topology.get(generation.value)
+            if hit is not None and hit[0] > now:
+                return hit[1], hit[2]
+        a = self.authority
+        roots = [a.ca_certificate(ca) for ca in a.cas()
+                 if ca.parent_id is None and ca.certificate_id is not None and ca.generation == generation.value]
+        mo = [(ca, a.ca_certificate(a.root_of(ca)))
+              for ca in repo.active_cas_of_kind(a.db, CertKind.MO_SUB2.value, generation.value)]
+        with self._topology_lock:
+            self._topology[generation.value] = (now + self.cache_seconds, roots, mo)
+        return roots, mo
+
     def _mo_issuer(self, generation: Generation, accept: list[x509.Certificate]) -> CertificateAuthority:
-        cas = repo.active_cas_of_kind(self.authority.db, CertKind.MO_SUB2.value, generation.value)
-        for ca in cas:
-            if self.authority.ca_certificate(self.authority.root_of(ca)) in accept:
+        _, cas = self._ca_topology(generation)
+        for ca, root in cas:
+            if root in accept:
                 return ca
         if self.require_contract_root_match or not cas:
             raise InstallFailure("no contract certificate chain leads to a root the EV listed",
                                  code="FAILED_NoCertificateAvailable")
-        return cas[0]
+        return cas[0][0]
 
     def _cps_signer(self, req: Request) -> tuple[CpsSigner, list[x509.Certificate]]:
-        own_roots = [self.authority.ca_certificate(ca) for ca in self.authority.cas()
-                     if ca.parent_id is None and ca.certificate_id is not None
-                     and ca.generation == req.generation.value]
+        own_roots, _ = self._ca_topology(req.generation)
         accept = select_roots(req.root_ids, own_roots)
         if not accept:
             raise InstallFailure("none of the EV's ListOfRootCertificateIDs is a root of our CPS/MO chains",
@@ -311,13 +332,13 @@ class ContractInstaller:
             self._withdraw(issued)
             raise
         previous = contract.certificate_id
-        assert issued.record.id is not None
-        self.registry.set_certificate(contract, issued.record.id)
+        assert issued.record.id is not None and contract.id is not None
+        contract_repo.update_contract(self.authority.db, contract.id, repo.audit_event(
+            f"station:{station_id}", f"contract.{req.action.lower()}", "success", target=contract.emaid,
+            details={"pcid": pcid, "serial": issued.serial, "generation": req.generation.value}),
+            certificate_id=issued.record.id)
         if previous is not None and previous != issued.record.id:
             self._supersede(previous, contract.emaid)
-        repo.add_audit(self.authority.db, repo.audit_event(
-            f"station:{station_id}", f"contract.{req.action.lower()}", "success", target=contract.emaid,
-            details={"pcid": pcid, "serial": issued.serial, "generation": req.generation.value}))
         return Outcome(exi, "OK", contract.emaid, issued.record.id, remaining, (contract.id or 0,))
 
     def _issue_contract(self, contract: Contract, key: Any, issuer: CertificateAuthority, station_id: str,

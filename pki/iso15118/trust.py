@@ -12,6 +12,8 @@ oem-root for OEM, with their sub-CAs as intermediates.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -71,9 +73,22 @@ def _is_ca(cert: x509.Certificate) -> bool:
 
 
 class TrustStore:
-    def __init__(self, authority: Authority) -> None:
+    """``view`` is cached for ``cache_seconds`` (it is read on every installation; trust changes are rare and clear
+    the cache of this process at once; other processes see them within ``cache_seconds``)."""
+
+    def __init__(self, authority: Authority, *, cache_seconds: float = 10.0) -> None:
         self.authority = authority
-        self.db = authority.db
+        self.cache_seconds = cache_seconds
+        self._cache: dict[frozenset[str], tuple[float, TrustView]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def db(self) -> repo.Database:
+        return self.authority.db
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache.clear()
 
     # --- management ---------------------------------------------------------------------------------------
 
@@ -126,6 +141,8 @@ class TrustStore:
             return contract_repo.add_trust_anchor(self.db, anchor, audit)
         except contract_repo.DuplicateAnchor:
             raise Conflict(f"{anchor.subject} is already in the trust store") from None
+        finally:
+            self.invalidate()
 
     def list(self, role: str | None = None) -> list[TrustAnchor]:
         return contract_repo.list_trust_anchors(self.db, role=role)
@@ -137,6 +154,7 @@ class TrustStore:
         audit = repo.audit_event(actor, "trust.remove", "success", target=f"{row.role}/{row.fingerprint_sha256}",
                                  details={"subject": row.subject})
         contract_repo.delete_trust_anchor(self.db, row.id, audit)
+        self.invalidate()
         return row
 
     def _find(self, ident: str) -> TrustAnchor:
@@ -158,7 +176,18 @@ class TrustStore:
     # --- use ----------------------------------------------------------------------------------------------
 
     def view(self, roles: Iterable[str]) -> TrustView:
-        wanted = set(roles)
+        wanted = frozenset(roles)
+        now_mono = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(wanted)
+            if hit is not None and hit[0] > now_mono:
+                return hit[1]
+        result = self._build_view(wanted)
+        with self._lock:
+            self._cache[wanted] = (now_mono + self.cache_seconds, result)
+        return result
+
+    def _build_view(self, wanted: frozenset[str]) -> TrustView:
         anchors: list[x509.Certificate] = []
         intermediates: list[x509.Certificate] = []
         now = self.authority.clock.now()
