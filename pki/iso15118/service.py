@@ -15,8 +15,9 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pki.authority import Authority
 from pki.errors import PkiError
@@ -101,6 +102,30 @@ class ContractService:
                            maximum_contract_certificate_chains=maximum_contract_certificate_chains,
                            prioritized_emaids=prioritized_emaids, ocpp_version=ocpp_version).as_tuple()
 
+    def handle_ocpp_request(self, *, station: object, iso15118_schema_version: str, action: str, exi_request: str,
+                            payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The OCPP endpoint's entry point (branch ``ocpp``, api/ocpp/core.py): the Get15118EVCertificateResponse
+        payload for ``station`` (anything with ``station_id`` and optionally ``ocpp_version``).
+
+        ``remainingContracts`` is only sent to OCPP 2.1 stations (2.0.1 schemas forbid unknown fields).
+        """
+        station_id = str(getattr(station, "station_id", station))
+        version = _ocpp_version(getattr(station, "ocpp_version", None))
+        p = dict(payload or {})
+        chains = p.get("maximumContractCertificateChains")
+        emaids = p.get("prioritizedEMAIDs")
+        r = self.handle(station_id, iso15118_schema_version, action, exi_request,
+                        maximum_contract_certificate_chains=chains if isinstance(chains, int) else None,
+                        prioritized_emaids=[str(e) for e in emaids] if isinstance(emaids, list) else None,
+                        ocpp_version=version)
+        answer: dict[str, Any] = {"status": r.status, "exiResponse": r.exi_response}
+        if r.status != "Accepted":
+            answer["statusInfo"] = {"reasonCode": r.reason_code or "Failed",
+                                    "additionalInfo": (r.reason or "")[:1024 if version == "2.1" else 512]}
+        if version == "2.1" and r.remaining_contracts is not None:
+            answer["remainingContracts"] = r.remaining_contracts
+        return answer
+
     def handle(
         self,
         station_id: str,
@@ -168,6 +193,12 @@ class ContractService:
 
 
 _ISO2 = "urn:iso:15118:2:2013:MsgDef"
+
+
+def _ocpp_version(value: object) -> str:
+    """'ocpp2.0.1' / '2.0.1' / 'ocpp1.6' / '2.1' -> a key of LIMITS (default 2.0.1)."""
+    text = str(value or "").lower().removeprefix("ocpp")
+    return text if text in LIMITS else "2.0.1"
 
 
 def _emsp_hint(prioritized: Sequence[str]) -> str | None:

@@ -124,3 +124,27 @@ def test_unexpected_errors_become_failed(authority: Authority) -> None:
     svc.installer.process = lambda *a, **k: 1 / 0  # type: ignore[assignment,union-attr]
     result = svc.handle("CS-1", NS2, "Install", "AAAA")
     assert result.status == "Failed" and result.reason == "FAILED: internal error while processing the certificate request"
+
+
+@dataclass
+class _Station:
+    station_id: str
+    ocpp_version: str | None
+
+
+def test_handle_ocpp_request_builds_the_ocpp_payload(authority: Authority) -> None:
+    """The call the OCPP endpoint makes (api/ocpp/core.py on the ocpp branch)."""
+    pool = StubPool(answer=UpstreamAnswer("UE9PTA==", remaining=2))
+    svc = make_service(authority, None, ProviderRouter({"pool": pool}, stations={"HUB-*": "pool"}))
+    ok21 = svc.handle_ocpp_request(station=_Station("HUB-1", "ocpp2.1"), iso15118_schema_version=ev.NS20,
+                                   action="Install", exi_request="AAAA",
+                                   payload={"maximumContractCertificateChains": 3,
+                                            "prioritizedEMAIDs": ["DEHUB0000000012"]})
+    assert ok21 == {"status": "Accepted", "exiResponse": "UE9PTA==", "remainingContracts": 2}
+    ok201 = svc.handle_ocpp_request(station=_Station("HUB-1", "2.0.1"), iso15118_schema_version=NS2,
+                                    action="Install", exi_request="AAAA", payload={})
+    assert ok201 == {"status": "Accepted", "exiResponse": "UE9PTA=="}  # no remainingContracts in 2.0.1
+    failed = svc.handle_ocpp_request(station=_Station("CS-1", None), iso15118_schema_version=NS2,
+                                     action="Install", exi_request="AAAA")
+    assert failed["status"] == "Failed" and failed["exiResponse"] == ""
+    assert failed["statusInfo"]["reasonCode"] == "Failed" and len(failed["statusInfo"]["additionalInfo"]) <= 512
