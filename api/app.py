@@ -28,6 +28,7 @@ from api.rest import (
     security,
     stations,
 )
+from api.rest.contracts import router as contracts_router
 from api.settings import Settings
 
 
@@ -81,4 +82,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(console.router)
     for path in console.PUBLIC_PATHS:  # the static shell only; every data call needs a token
         register_public(path, "operator console shell (static files, no data)")
+    app.include_router(contracts_router)
     return app

@@ -9,6 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -28,6 +29,9 @@ from pki.ratelimit import RateLimiter
 from pki.store import repo
 from pki.store.models import ApiToken
 from pki.store.security_models import ClientCertificate
+
+if TYPE_CHECKING:
+    from pki.iso15118.service import ContractService
 
 ROLES = ("admin", "operator", "csms", "auditor")
 _SCOPE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -56,6 +60,16 @@ class Services:
         """The audit log over the current database (tests swap ``db``, so this is not cached)."""
         return AuditLog(self.db, self.keys, key_uri=self.settings.audit_key_uri, scheme=self.settings.key_scheme,
                         clock=self.authority.clock)
+    _contracts: ContractService | None = field(default=None, repr=False)
+
+    @property
+    def contracts(self) -> ContractService:
+        """The Plug & Charge contract service (built on first use; see api/contracts_wiring.py)."""
+        if self._contracts is None:
+            from api.contracts_wiring import build_contract_service
+
+            self._contracts = build_contract_service(self)
+        return self._contracts
 
     def close(self) -> None:
         self.db.dispose()

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     pkcs11_token: str | None = None  # token label
     pkcs11_pin: SecretStr | None = None
     pkcs11_pin_file: Path | None = None
+    # Plug & Charge contracts (docs/plug-and-charge.md)
+    contract_provisioning_policy: str = "bound"  # bound | bind-first | auto-create
+    contract_default_owner: str | None = None
+    contract_default_country: str | None = None  # auto-create: EMAID country code
+    contract_default_provider: str | None = None  # auto-create: EMAID provider ID
+    contract_require_root_match: bool = False  # refuse when no MO chain leads to a root the EV listed
+    contract_routing: str = ""  # JSON: upstream pools and per-station/per-eMSP routing
+    contract_routing_file: Path | None = None
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'pnc.db'}"

@@ -363,6 +363,12 @@ register_revoke(cert_app)
 app.add_typer(crl_app, name="crl")
 
 
+from api.cli.contracts import contract_app, trust_app  # noqa: E402 - needs handle_errors defined above
+
+app.add_typer(trust_app, name="trust")
+app.add_typer(contract_app, name="contract")
+
+
 def main() -> None:
     if shutil.get_terminal_size().columns < 100:
         out.width = 160

@@ -130,3 +130,4 @@ class AuditEvent(SQLModel, table=True):
 from pki.store.ocpp_models import *  # noqa
 from pki.store.ocsp_models import *  # noqa
 from pki.store.security_models import *  # noqa: E402,F403
+from pki.store.contract_models import *  # noqa

@@ -1,0 +1,66 @@
+"""Trust store: roots and anchored sub-CAs per role, own roots implicit, audited changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pki.authority import Authority
+from pki.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
+from pki.iso15118.pathval import validate_path
+from pki.iso15118.trust import TrustStore
+from pki.store import repo
+from tests.helpers import pem
+from tests.pki.iso15118.chains import NOW, make, oem_chain
+
+
+def test_add_bundle_in_any_order_and_validate_against_it(authority: Authority) -> None:
+    store = TrustStore(authority)
+    root, sub1, sub2, leaf = oem_chain("Foreign OEM")
+    added = store.add(pem(sub2.cert) + pem(root.cert) + pem(sub1.cert), "oem", label="ACME", actor="test")
+    assert [a.is_root for a in added] == [True, False, False]
+    view = store.view(["oem"])
+    assert root.cert in view.anchors and {sub1.cert, sub2.cert} <= set(view.intermediates)
+    # an ISO 15118-2 request carries only the leaf: the stored sub-CAs complete the path
+    assert validate_path(leaf.cert, view.intermediates, view.anchors, NOW).anchor == root.cert
+    assert store.view(["mo"]).anchors == ()  # roles are kept apart
+    actions = [e.action for e in repo.list_audit(authority.db)]
+    assert actions.count("trust.add") == 3
+
+
+def test_unanchored_sub_ca_and_leaves_are_refused(authority: Authority) -> None:
+    store = TrustStore(authority)
+    _, sub1, _, leaf = oem_chain()
+    with pytest.raises(PolicyViolation):
+        store.add(pem(sub1.cert), "oem")
+    with pytest.raises(PolicyViolation):
+        store.add(pem(leaf.cert), "oem")
+    with pytest.raises(InvalidRequest):
+        store.add(b"garbage", "oem")
+    with pytest.raises(InvalidRequest):
+        store.add(pem(sub1.cert), "cpo")
+    assert store.list() == []
+
+
+def test_duplicates_and_remove(authority: Authority) -> None:
+    store = TrustStore(authority)
+    root = make("MO Root X", None, ca=True, dc="MO")
+    [row] = store.add(root.cert.public_bytes(__import__("cryptography.hazmat.primitives.serialization",
+                                                          fromlist=["Encoding"]).Encoding.DER), "mo")
+    with pytest.raises(Conflict):
+        store.add(pem(root.cert), "mo")
+    with pytest.raises(InvalidRequest):
+        store.remove("abc")
+    with pytest.raises(NotFound):
+        store.remove("99999")
+    assert store.remove(row.fingerprint_sha256[:12]).id == row.id
+    assert store.list() == []
+    assert [e.action for e in repo.list_audit(authority.db)][-1] == "trust.remove"
+
+
+def test_own_roots_are_trusted_implicitly(pki: Authority) -> None:
+    store = TrustStore(pki)
+    v2g = store.view(["v2g"])
+    assert pki.ca_certificate(pki.ca("v2g-root")) in v2g.anchors
+    assert pki.ca_certificate(pki.ca("cps-sub2")) in v2g.intermediates
+    oem = store.view(["oem"])
+    assert [c.subject for c in oem.anchors] == [pki.ca_certificate(pki.ca("oem-root")).subject]
