@@ -461,6 +461,7 @@ class OcspService:
 
     def sync_from_store(self) -> int:
         """Pull rows other instances (or the CLI) changed since the last look; drop stale ones. Returns rows seen."""
+        self._ensure_loaded()
         since = self._last_sync - self.policy.sync_overlap if self._last_sync > _EPOCH else _EPOCH
         rows = ocsp_repo.responses_updated_since(self.authority.db, since)
         changed = 0
@@ -474,7 +475,7 @@ class OcspService:
                     changed += 1
                 continue
             current = self._memory.get(key)
-            if current is not None and current.updated_at >= updated:
+            if current is not None and (current.der == row.der or current.updated_at > updated):
                 continue
             self._remember(key, CachedResponse.of(row.der, row.cert_status, row.this_update, row.next_update,
                                                   row.produced_at, updated))
