@@ -73,8 +73,7 @@ def cli_env(services: Services, monkeypatch: pytest.MonkeyPatch) -> Services:
     s = services.settings
     monkeypatch.setenv("PNC_DATA_DIR", str(s.data_dir))
     monkeypatch.setenv("PNC_KEY_PASSPHRASE", "test-pass")
-    monkeypatch.setenv("PNC_DATABASE_URL", services.db.url if not services.db.url.startswith("postgresql")
-                       else services.db.url)
+    monkeypatch.setenv("PNC_DATABASE_URL", services.db.url)
     return services
 
 
