@@ -47,5 +47,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(certificates.router)
     app.include_router(revocation.router)
     app.include_router(ocsp_api.router)
-    app.add_middleware(ocsp_http.OcspHttp, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path
+    ocsp_http.install(app, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path in front of all
     return app
