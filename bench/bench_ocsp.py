@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -194,10 +195,11 @@ def revocation_latency(svc, issued, purl: str, pport: int, settings: Settings, w
             serialization.Encoding.DER)
         assert post(purl, der).certificate_status is ocsp.OCSPCertStatus.GOOD
         started = time.perf_counter()
-        if n % 2 == 0:
-            r = httpx.post(f"http://127.0.0.1:{pport}/api/v1/certificates/serial/{item.serial}/revoke",
-                           json={"reason": "keyCompromise"}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-            r.raise_for_status()
+        if n % 2 == 0:  # the REST call also regenerates the CRL before it returns: poll OCSP concurrently
+            call = threading.Thread(target=lambda s=item.serial: httpx.post(
+                f"http://127.0.0.1:{pport}/api/v1/certificates/serial/{s}/revoke", json={"reason": "keyCompromise"},
+                headers={"Authorization": f"Bearer {token}"}, timeout=10).raise_for_status())
+            call.start()
             key = "rest"
         else:  # another process (like `pnc cert revoke`): signs into the shared table; the server polls it
             revoke(svc.authority, item.record, "keyCompromise", actor="bench",
@@ -208,6 +210,8 @@ def revocation_latency(svc, issued, purl: str, pport: int, settings: Settings, w
                 raise RuntimeError("revocation not visible after 10 s")
             time.sleep(0.005)
         out[key].append((time.perf_counter() - started) * 1000)
+        if key == "rest":
+            call.join()
     return out
 
 
@@ -239,7 +243,7 @@ Pre-signing the population ({2 * args.certs:,} responses, SHA-1 + SHA-256) took 
 background after start-up (the responder answers meanwhile, signing misses on demand).
 
 Revocation-to-OCSP latency (from the revocation request to the first `revoked` answer, 10 samples each):
-- via REST on the serving instance (listener re-signs in-process): median {statistics.median(rest):.1f} ms,
+- via REST on the serving instance (listener re-signs in-process; polled while the call runs): median {statistics.median(rest):.1f} ms,
   max {max(rest):.1f} ms
 - from another process (CLI path: shared table, server polls every 0.25 s): median
   {statistics.median(other):.1f} ms, max {max(other):.1f} ms
