@@ -400,7 +400,14 @@ class OcspService:
         existing = {(m[0], m[1], m[2]): m for m in ocsp_repo.response_meta(db)}
         todo: list[tuple[int, str, HashAlgorithm, EffectiveStatus]] = []
         seen: set[CacheKey] = set()
+        expected_signer: dict[int, int | None] = {}  # the signer a fresh response of this CA would carry
         for row in ocsp_repo.cert_status_rows(db, not_after_min=now):
+            if row.ca_id not in expected_signer:
+                try:
+                    ident = self._identity(row.ca_id)
+                except PkiError:
+                    ident = None
+                expected_signer[row.ca_id] = ident.signer_id if ident is not None else None
             status = effective_status(row, self._revoked_cas)
             algs = set(PRESIGN_ALGORITHMS)
             for alg in HashAlgorithm:
@@ -410,9 +417,8 @@ class OcspService:
                 key = (row.ca_id, row.serial, alg.value)
                 seen.add(key)
                 meta = existing.get(key)
-                current_signer = None if self.policy.sign_with_ca_key else self._signers.get(row.ca_id)
                 if meta is None or meta[3] != status.status or utc(meta[4]) <= refresh_before or (
-                        current_signer is not None and meta[6] != current_signer.id):
+                        meta[6] != expected_signer[row.ca_id]):
                     todo.append((row.ca_id, row.serial, alg, status))
         if limit is not None:
             todo = todo[:limit]
