@@ -282,7 +282,13 @@ async def background(services: Services) -> AsyncIterator[None]:
         return
     stop = asyncio.Event()
 
-    async def loop(interval: float, *work: Callable[[], object]) -> None:
+    async def loop(interval: float, *work: Callable[[], object], initial_delay: float = 0.0) -> None:
+        if initial_delay > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=initial_delay)
+                return
+            except TimeoutError:
+                pass
         while not stop.is_set():
             for job in work:
                 try:
@@ -300,7 +306,7 @@ async def background(services: Services) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(loop(settings.ocsp_sync_interval_seconds, services.ocsp.sync_from_store)),
         asyncio.create_task(loop(settings.ocsp_refresh_interval_seconds, services.ocsp.refresh,
-                                 services.crl.maintain)),
+                                 services.crl.maintain, initial_delay=settings.ocsp_initial_delay_seconds)),
     ]
     try:
         yield

@@ -192,6 +192,17 @@ def responses_updated_since(db: Database, since: dt.datetime, *, limit: int = 50
         return list(s.exec(q).all())
 
 
+def response_changes_since(db: Database, since: dt.datetime, *, limit: int = 200_000
+                           ) -> list[tuple[int, str, str, str, dt.datetime]]:
+    """Light poll: (ca_id, serial, algorithm, cert_status, updated_at) of rows changed after ``since``, no DER."""
+    with db.session() as s:
+        q = (sa_select(col(OcspResponseRecord.ca_id), col(OcspResponseRecord.serial),
+                       col(OcspResponseRecord.hash_algorithm), col(OcspResponseRecord.cert_status),
+                       col(OcspResponseRecord.updated_at))
+             .where(col(OcspResponseRecord.updated_at) > since).limit(limit))
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in s.execute(q).all()]
+
+
 def get_response(db: Database, ca_id: int, serial: str, algorithm: str) -> OcspResponseRecord | None:
     with db.session() as s:
         q = select(OcspResponseRecord).where(OcspResponseRecord.ca_id == ca_id, OcspResponseRecord.serial == serial,
