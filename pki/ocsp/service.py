@@ -237,7 +237,8 @@ class OcspService:
         identity = self._identity(primary)
         if identity is None:
             return OcspAnswer(UNAUTHORIZED, False)
-        now = self._now().replace(microsecond=0)
+        snapshot = self._now()  # before the status is read: see _store(unless_changed_after=...)
+        now = snapshot.replace(microsecond=0)
         next_update = now + self.policy.response_validity
         items: list[tuple[CertId, EffectiveStatus, int | None]] = []
         for cid, ids in resolved:
@@ -254,7 +255,7 @@ class OcspService:
             cached = None
             if req.nonce is None and status.status != "unknown":
                 cached = self._store(primary, cid.serial_hex, cid.algorithm, der, status.status, now, next_update,
-                                     identity.signer_id)
+                                     identity.signer_id, unless_changed_after=snapshot)
             return OcspAnswer(der, True, cached, status.status)
         der = build_multi([(c, s) for c, s, _ in items], now, next_update, identity, req.nonce, now)
         return OcspAnswer(der, True, None, None)
@@ -277,15 +278,17 @@ class OcspService:
     # --- storing ----------------------------------------------------------------------------------------------
 
     def _store(self, ca_id: int, serial: str, algorithm: HashAlgorithm, der: bytes, status: str,
-               this_update: dt.datetime, next_update: dt.datetime, signer_id: int | None) -> CachedResponse:
+               this_update: dt.datetime, next_update: dt.datetime, signer_id: int | None, *,
+               unless_changed_after: dt.datetime | None = None) -> CachedResponse:
         now = self._now()
         row = {"ca_id": ca_id, "serial": serial, "hash_algorithm": algorithm.value, "cert_status": status,
                "der": der, "this_update": this_update, "next_update": next_update, "produced_at": this_update,
                "signer_id": signer_id, "updated_at": now}
-        ocsp_repo.upsert_responses(self.authority.db, [row])
+        written = ocsp_repo.upsert_responses(self.authority.db, [row], unless_changed_after=unless_changed_after)
         entry = CachedResponse.of(der, status, this_update, next_update, this_update, now)
-        self._remember((ca_id, serial, algorithm.value), entry)
-        return entry
+        if (ca_id, serial, algorithm.value) in written:
+            self._remember((ca_id, serial, algorithm.value), entry)
+        return entry  # not written: a newer answer (e.g. a revocation) is stored; this one is still correct for now
 
     def _remember(self, key: CacheKey, entry: CachedResponse) -> None:
         memory = self._memory
@@ -395,7 +398,8 @@ class OcspService:
         self.load()
         stats.signers_issued = self.ensure_signers()
         db = self.authority.db
-        now = self._now().replace(microsecond=0)
+        snapshot = self._now()  # statuses are read after this; rows written later are newer than our view
+        now = snapshot.replace(microsecond=0)
         refresh_before = now - self.policy.refresh_after
         existing = {(m[0], m[1], m[2]): m for m in ocsp_repo.response_meta(db)}
         todo: list[tuple[int, str, HashAlgorithm, EffectiveStatus]] = []
@@ -437,6 +441,7 @@ class OcspService:
                 continue
             batch: list[dict[str, object]] = []
             entries: list[tuple[CacheKey, CachedResponse]] = []
+            written: set[CacheKey] = set()
             for _ca, serial, alg, status in items:
                 names = self._issuer_hashes.get((ca_id, alg.value))
                 if names is None:
@@ -457,12 +462,13 @@ class OcspService:
                 entries.append(((ca_id, serial, alg.value),
                                 CachedResponse.of(der, status.status, now, next_update, now, stamp)))
                 if len(batch) >= 500:
-                    ocsp_repo.upsert_responses(db, batch)
+                    written.update(ocsp_repo.upsert_responses(db, batch, unless_changed_after=snapshot))
                     batch.clear()
-            ocsp_repo.upsert_responses(db, batch)
+            written.update(ocsp_repo.upsert_responses(db, batch, unless_changed_after=snapshot))
             for key, entry in entries:
-                self._remember(key, entry)
-            stats.signed += len(entries)
+                if key in written:
+                    self._remember(key, entry)
+                    stats.signed += 1
         return stats
 
     def sync_from_store(self) -> int:

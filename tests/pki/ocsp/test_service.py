@@ -228,3 +228,32 @@ def test_children_of_a_compromised_ca_answer_revoked(auth: Authority) -> None:
     resp = ocsp.load_der_ocsp_response(svc.respond(_request(leaf, auth)).der)
     assert resp.certificate_status is ocsp.OCSPCertStatus.REVOKED
     assert resp.revocation_reason is x509.ReasonFlags.ca_compromise
+
+
+def test_refresh_never_overwrites_a_concurrent_revocation(auth: Authority, clock: FixedClock,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refresher reads statuses, then signs; a revocation committed in between must win (no wrong "good")."""
+    leaf = _leaf(auth)
+    svc = OcspService(auth)
+    svc.refresh()
+    clock.advance(dt.timedelta(days=2))  # everything is due for re-signing
+    original = ocsp_repo.cert_status_rows
+
+    def read_then_revoke(*args, **kwargs):  # type: ignore[no-untyped-def]
+        rows = original(*args, **kwargs)
+        clock.advance(dt.timedelta(seconds=1))
+        revoke(auth, leaf.record, "keyCompromise", actor="t", listeners=(svc.on_revocation,))
+        return rows
+
+    monkeypatch.setattr(ocsp_repo, "cert_status_rows", read_then_revoke)
+    svc.refresh()  # signs "good" for the leaf from its stale snapshot
+    monkeypatch.setattr(ocsp_repo, "cert_status_rows", original)
+    for alg in (hashes.SHA1(), hashes.SHA256()):
+        hit = svc.fast(_request(leaf, auth, alg))
+        assert hit is not None and hit.status == "revoked"
+        row = ocsp_repo.get_response(auth.db, leaf.record.ca_id, leaf.serial, alg.name)
+        assert row is not None and row.cert_status == "revoked"
+    other = OcspService(auth)
+    other.sync_from_store()
+    hit = other.fast(_request(leaf, auth))
+    assert hit is not None and hit.status == "revoked"
