@@ -68,7 +68,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(certificates.router)
     app.include_router(revocation.router)
     app.include_router(ocsp_api.router)
-    app.add_middleware(ocsp_http.OcspHttp, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path
     app.include_router(ocpp_endpoint.router)
     register_station_route("/ocpp/{station_id}", "stations authenticate at the WebSocket handshake (OCPP "
                            "security profiles 1-3) and are confined to their own identity")
@@ -83,4 +82,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     for path in console.PUBLIC_PATHS:  # the static shell only; every data call needs a token
         register_public(path, "operator console shell (static files, no data)")
     app.include_router(contracts_router)
+    ocsp_http.install(app, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path in front of all
     return app

@@ -44,6 +44,21 @@ _CRL_FILE = re.compile(r"^/crl/(?P<name>[a-z0-9][a-z0-9-]{0,63})\.(?P<ext>crl|pe
 _NO_STORE = [(b"cache-control", b"no-store")]
 
 
+def install(app: Any, *, max_body_bytes: int = 64 * 1024) -> None:
+    """Put :class:`OcspHttp` in front of the whole middleware stack (outside FastAPI's own error, telemetry and
+    body-limit middlewares), so an OCSP request costs one path check before our code runs.
+
+    Starlette builds its stack lazily on the first request via ``build_middleware_stack``; we wrap what it builds.
+    ``scope["app"]`` is set by ``Starlette.__call__`` before the stack runs, so the handler still finds the app.
+    """
+    build = app.build_middleware_stack
+
+    def build_with_ocsp() -> ASGIApp:
+        return OcspHttp(build(), max_body_bytes=max_body_bytes)
+
+    app.build_middleware_stack = build_with_ocsp
+
+
 class OcspHttp:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int = 64 * 1024, max_waiting: int = 64) -> None:
         self.app = app
@@ -56,12 +71,34 @@ class OcspHttp:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith("/ocsp") and (len(path) == 5 or path[5] == "/"):
-                await self._ocsp(scope, receive, send)
+                await self._guarded(self._ocsp, scope, receive, send, ocsp=True)
                 return
             if path.startswith("/crl/"):
-                await self._crl(scope, send)
+                await self._guarded(self._crl, scope, receive, send, ocsp=False)
                 return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _guarded(handler: Callable[[Scope, Receive, Send], Awaitable[None]], scope: Scope, receive: Receive,
+                       send: Send, *, ocsp: bool) -> None:
+        """We sit outside FastAPI's error middleware: an unexpected error becomes tryLater / 503, never a crash."""
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await handler(scope, receive, tracking_send)
+        except Exception as exc:
+            log.warning("%s request failed: %s", "OCSP" if ocsp else "CRL", type(exc).__name__)
+            if not started:
+                if ocsp:
+                    await _answer(send, OcspAnswer(TRY_LATER, False), None, {})
+                else:
+                    await _plain(send, 503, b"temporarily unavailable")
 
     # --- OCSP ---------------------------------------------------------------------------------------------
 
@@ -115,7 +152,7 @@ class OcspHttp:
 
     # --- CRL ----------------------------------------------------------------------------------------------
 
-    async def _crl(self, scope: Scope, send: Send) -> None:
+    async def _crl(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
             await _plain(send, 405, b"CRLs are read with GET", extra=[(b"allow", b"GET, HEAD")])
             return
@@ -219,8 +256,8 @@ async def _send_cached(send: Send, entry: CachedResponse, services: Services, sc
     await send({"type": "http.response.body", "body": b"" if status == 304 else entry.der})
 
 
-async def _answer(send: Send, answer: OcspAnswer, services: Services, scope: Scope) -> None:
-    if answer.cached is not None:
+async def _answer(send: Send, answer: OcspAnswer, services: Services | None, scope: Scope) -> None:
+    if answer.cached is not None and services is not None:
         await _send_cached(send, answer.cached, services, scope)
         return
     headers = [(b"content-type", OCSP_RESPONSE), (b"content-length", str(len(answer.der)).encode()), *_NO_STORE]
@@ -245,7 +282,13 @@ async def background(services: Services) -> AsyncIterator[None]:
         return
     stop = asyncio.Event()
 
-    async def loop(interval: float, *work: Callable[[], object]) -> None:
+    async def loop(interval: float, *work: Callable[[], object], initial_delay: float = 0.0) -> None:
+        if initial_delay > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=initial_delay)
+                return
+            except TimeoutError:
+                pass
         while not stop.is_set():
             for job in work:
                 try:
@@ -263,7 +306,7 @@ async def background(services: Services) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(loop(settings.ocsp_sync_interval_seconds, services.ocsp.sync_from_store)),
         asyncio.create_task(loop(settings.ocsp_refresh_interval_seconds, services.ocsp.refresh,
-                                 services.crl.maintain)),
+                                 services.crl.maintain, initial_delay=settings.ocsp_initial_delay_seconds)),
     ]
     try:
         yield

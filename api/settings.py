@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     ocsp_background: bool = True  # run the pre-signing refresher and the table poller in the app lifespan
     ocsp_sync_interval_seconds: float = 0.25  # poll the shared response table (revocations by other instances)
     ocsp_refresh_interval_seconds: float = 60.0  # maintenance pass: signers, pre-signing, CRLs
+    ocsp_initial_delay_seconds: float = 2.0  # first pass shortly after start-up (misses are signed on demand)
     ocsp_max_concurrent_signing: int = 4  # on-demand signatures at once; beyond that plus a queue: tryLater
     crl_validity_hours: int = 168
     request_timeout_seconds: float = 30.0  # HTTP requests only (WebSockets are long-lived by design)

@@ -57,7 +57,7 @@ def parse_request(data: bytes) -> OcspRequest:
         raise MalformedRequest("empty OCSP request")
     try:
         req = ocsp.load_der_ocsp_request(data)
-    except ValueError:
+    except (ValueError, NotImplementedError):  # NotImplementedError: several CertIDs
         return _parse_asn1(data)
     try:
         algorithm = _CRYPTO_ALGS.get(req.hash_algorithm.name)

@@ -237,7 +237,8 @@ class OcspService:
         identity = self._identity(primary)
         if identity is None:
             return OcspAnswer(UNAUTHORIZED, False)
-        now = self._now().replace(microsecond=0)
+        snapshot = self._now()  # before the status is read: see _store(unless_changed_after=...)
+        now = snapshot.replace(microsecond=0)
         next_update = now + self.policy.response_validity
         items: list[tuple[CertId, EffectiveStatus, int | None]] = []
         for cid, ids in resolved:
@@ -254,7 +255,7 @@ class OcspService:
             cached = None
             if req.nonce is None and status.status != "unknown":
                 cached = self._store(primary, cid.serial_hex, cid.algorithm, der, status.status, now, next_update,
-                                     identity.signer_id)
+                                     identity.signer_id, unless_changed_after=snapshot)
             return OcspAnswer(der, True, cached, status.status)
         der = build_multi([(c, s) for c, s, _ in items], now, next_update, identity, req.nonce, now)
         return OcspAnswer(der, True, None, None)
@@ -277,15 +278,17 @@ class OcspService:
     # --- storing ----------------------------------------------------------------------------------------------
 
     def _store(self, ca_id: int, serial: str, algorithm: HashAlgorithm, der: bytes, status: str,
-               this_update: dt.datetime, next_update: dt.datetime, signer_id: int | None) -> CachedResponse:
+               this_update: dt.datetime, next_update: dt.datetime, signer_id: int | None, *,
+               unless_changed_after: dt.datetime | None = None) -> CachedResponse:
         now = self._now()
         row = {"ca_id": ca_id, "serial": serial, "hash_algorithm": algorithm.value, "cert_status": status,
                "der": der, "this_update": this_update, "next_update": next_update, "produced_at": this_update,
                "signer_id": signer_id, "updated_at": now}
-        ocsp_repo.upsert_responses(self.authority.db, [row])
+        written = ocsp_repo.upsert_responses(self.authority.db, [row], unless_changed_after=unless_changed_after)
         entry = CachedResponse.of(der, status, this_update, next_update, this_update, now)
-        self._remember((ca_id, serial, algorithm.value), entry)
-        return entry
+        if (ca_id, serial, algorithm.value) in written:
+            self._remember((ca_id, serial, algorithm.value), entry)
+        return entry  # not written: a newer answer (e.g. a revocation) is stored; this one is still correct for now
 
     def _remember(self, key: CacheKey, entry: CachedResponse) -> None:
         memory = self._memory
@@ -395,12 +398,20 @@ class OcspService:
         self.load()
         stats.signers_issued = self.ensure_signers()
         db = self.authority.db
-        now = self._now().replace(microsecond=0)
+        snapshot = self._now()  # statuses are read after this; rows written later are newer than our view
+        now = snapshot.replace(microsecond=0)
         refresh_before = now - self.policy.refresh_after
         existing = {(m[0], m[1], m[2]): m for m in ocsp_repo.response_meta(db)}
         todo: list[tuple[int, str, HashAlgorithm, EffectiveStatus]] = []
         seen: set[CacheKey] = set()
+        expected_signer: dict[int, int | None] = {}  # the signer a fresh response of this CA would carry
         for row in ocsp_repo.cert_status_rows(db, not_after_min=now):
+            if row.ca_id not in expected_signer:
+                try:
+                    ident = self._identity(row.ca_id)
+                except PkiError:
+                    ident = None
+                expected_signer[row.ca_id] = ident.signer_id if ident is not None else None
             status = effective_status(row, self._revoked_cas)
             algs = set(PRESIGN_ALGORITHMS)
             for alg in HashAlgorithm:
@@ -410,9 +421,8 @@ class OcspService:
                 key = (row.ca_id, row.serial, alg.value)
                 seen.add(key)
                 meta = existing.get(key)
-                current_signer = None if self.policy.sign_with_ca_key else self._signers.get(row.ca_id)
                 if meta is None or meta[3] != status.status or utc(meta[4]) <= refresh_before or (
-                        current_signer is not None and meta[6] != current_signer.id):
+                        meta[6] != expected_signer[row.ca_id]):
                     todo.append((row.ca_id, row.serial, alg, status))
         if limit is not None:
             todo = todo[:limit]
@@ -431,6 +441,7 @@ class OcspService:
                 continue
             batch: list[dict[str, object]] = []
             entries: list[tuple[CacheKey, CachedResponse]] = []
+            written: set[CacheKey] = set()
             for _ca, serial, alg, status in items:
                 names = self._issuer_hashes.get((ca_id, alg.value))
                 if names is None:
@@ -451,36 +462,55 @@ class OcspService:
                 entries.append(((ca_id, serial, alg.value),
                                 CachedResponse.of(der, status.status, now, next_update, now, stamp)))
                 if len(batch) >= 500:
-                    ocsp_repo.upsert_responses(db, batch)
+                    written.update(ocsp_repo.upsert_responses(db, batch, unless_changed_after=snapshot))
                     batch.clear()
-            ocsp_repo.upsert_responses(db, batch)
+            written.update(ocsp_repo.upsert_responses(db, batch, unless_changed_after=snapshot))
             for key, entry in entries:
-                self._remember(key, entry)
-            stats.signed += len(entries)
+                if key in written:
+                    self._remember(key, entry)
+                    stats.signed += 1
         return stats
 
     def sync_from_store(self) -> int:
-        """Pull rows other instances (or the CLI) changed since the last look; drop stale ones. Returns rows seen."""
+        """Pull rows other instances (or the CLI) changed since the last look; drop stale ones. Returns rows changed.
+
+        The poll reads only keys and timestamps; DER is fetched just for rows whose ``updated_at`` differs from the
+        in-memory copy (our own writes match and cost nothing), so polling every 0.25 s stays cheap.
+        """
+        self._ensure_loaded()
         since = self._last_sync - self.policy.sync_overlap if self._last_sync > _EPOCH else _EPOCH
-        rows = ocsp_repo.responses_updated_since(self.authority.db, since)
+        db = self.authority.db
+        changes = ocsp_repo.response_changes_since(db, since)
         changed = 0
-        for row in rows:
-            key = (row.ca_id, row.serial, row.hash_algorithm)
-            updated = utc(row.updated_at)
+        wanted: list[CacheKey] = []
+        saw_stale = False
+        for ca_id, serial, alg, status, updated_at in changes:
+            key = (ca_id, serial, alg)
+            updated = utc(updated_at)
             if updated > self._last_sync:
                 self._last_sync = updated
-            if row.der is None or row.cert_status == ocsp_repo.STALE:
+            if status == ocsp_repo.STALE:
+                saw_stale = True
                 if self._memory.pop(key, None) is not None:
                     changed += 1
                 continue
             current = self._memory.get(key)
-            if current is not None and current.updated_at >= updated:
+            # a status change (good -> revoked) is always taken, whatever the writers' clocks say
+            if current is None or current.status != status or current.updated_at < updated:
+                wanted.append(key)
+        for key in wanted:
+            row = ocsp_repo.get_response(db, *key)
+            if row is None or row.der is None or row.cert_status == ocsp_repo.STALE:
+                continue
+            updated = utc(row.updated_at)
+            current = self._memory.get(key)
+            if current is not None and current.status == row.cert_status and current.updated_at >= updated:
                 continue
             self._remember(key, CachedResponse.of(row.der, row.cert_status, row.this_update, row.next_update,
                                                   row.produced_at, updated))
             changed += 1
-        if any(r.cert_status == ocsp_repo.STALE for r in rows):
-            self._revoked_cas = ocsp_repo.revoked_ca_ids(self.authority.db)
+        if saw_stale:
+            self._revoked_cas = ocsp_repo.revoked_ca_ids(db)
         return changed
 
     # --- revocation ---------------------------------------------------------------------------------------------

@@ -167,23 +167,32 @@ def get_signer(db: Database, signer_id: int) -> OcspSigner | None:
 # --- pre-signed responses ----------------------------------------------------------------------------------
 
 
-def upsert_responses(db: Database, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or replace responses by (ca_id, serial, hash_algorithm) in one statement per batch."""
+def upsert_responses(db: Database, rows: Sequence[dict[str, Any]], *,
+                     unless_changed_after: dt.datetime | None = None) -> set[tuple[int, str, str]]:
+    """Insert or replace responses by (ca_id, serial, hash_algorithm); returns the keys actually written.
+
+    ``unless_changed_after``: leave a row alone if it was written after this moment. The refresher and on-demand
+    signing pass the time at which they read the certificate's status, so a response signed from an older status
+    can never overwrite the one a concurrent revocation just stored (a wrong "good").
+    """
     if not rows:
-        return
+        return set()
     table = OcspResponseRecord.__table__  # type: ignore[attr-defined]
     dialect = db.engine.dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    written: set[tuple[int, str, str]] = set()
     with db.session() as s:
         for start in range(0, len(rows), 500):
             stmt = insert(table).values(list(rows[start:start + 500]))
-            stmt = stmt.on_conflict_do_update(
+            upsert = stmt.on_conflict_do_update(
                 index_elements=["ca_id", "serial", "hash_algorithm"],
                 set_={c: getattr(stmt.excluded, c) for c in (
                     "cert_status", "der", "this_update", "next_update", "produced_at", "signer_id", "updated_at")},
-            )
-            s.execute(stmt)
+                where=(table.c.updated_at <= unless_changed_after) if unless_changed_after is not None else None,
+            ).returning(table.c.ca_id, table.c.serial, table.c.hash_algorithm)
+            written.update((int(r[0]), str(r[1]), str(r[2])) for r in s.execute(upsert).all())
         s.commit()
+    return written
 
 
 def responses_updated_since(db: Database, since: dt.datetime, *, limit: int = 50_000) -> list[OcspResponseRecord]:
@@ -191,6 +200,17 @@ def responses_updated_since(db: Database, since: dt.datetime, *, limit: int = 50
         q = (select(OcspResponseRecord).where(col(OcspResponseRecord.updated_at) > since)
              .order_by(col(OcspResponseRecord.updated_at)).limit(limit))
         return list(s.exec(q).all())
+
+
+def response_changes_since(db: Database, since: dt.datetime, *, limit: int = 200_000
+                           ) -> list[tuple[int, str, str, str, dt.datetime]]:
+    """Light poll: (ca_id, serial, algorithm, cert_status, updated_at) of rows changed after ``since``, no DER."""
+    with db.session() as s:
+        q = (sa_select(col(OcspResponseRecord.ca_id), col(OcspResponseRecord.serial),
+                       col(OcspResponseRecord.hash_algorithm), col(OcspResponseRecord.cert_status),
+                       col(OcspResponseRecord.updated_at))
+             .where(col(OcspResponseRecord.updated_at) > since).limit(limit))
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in s.execute(q).all()]
 
 
 def get_response(db: Database, ca_id: int, serial: str, algorithm: str) -> OcspResponseRecord | None:
