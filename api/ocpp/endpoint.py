@@ -128,10 +128,11 @@ async def ocpp_endpoint(websocket: WebSocket, station_id: str) -> None:
             details={"reason": exc.code, "peer": _client_host(websocket)}))
         await _deny(websocket, 403 if exc.code == "Forbidden" else 401, exc.message)
         return
-    await websocket.accept(subprotocol=chosen)
     version = SUBPROTOCOL_VERSION[chosen]
+    # recorded before accept: commands queued as soon as the station is online validate against its version
     await asyncio.to_thread(ocpp_repo.update_station, runtime.services.db, station_id, ocpp_version=version,
                             last_seen_at=runtime.core.now())
+    await websocket.accept(subprotocol=chosen)
     connection = WebSocketAdapter(websocket)
     cp = make_charge_point(chosen, station, connection, runtime.core, runtime.notify, runtime.executor,
                            runtime.settings.call_timeout)

@@ -133,11 +133,12 @@ def test_outbox_backs_off_while_offline_and_survives_a_restart(services: Service
     assert row.id is not None
     delays = []
     for _ in range(5):
-        assert runtime.tick() == 1
+        assert runtime.tick() == set()  # offline: backed off, nobody to wake
         current = ocpp_repo.get_outbox(db, row.id)
         assert current is not None
         delays.append((current.next_attempt_at.replace(tzinfo=dt.UTC) - clock.now()).total_seconds())
-        assert runtime.tick() == 0  # not due again before the back-off elapsed
+        before = ocpp_repo.get_outbox(db, row.id)
+        assert runtime.tick() == set() and ocpp_repo.get_outbox(db, row.id) == before  # not due yet
         clock.advance(dt.timedelta(seconds=61))
     assert delays[:4] == [10, 20, 40, 60]
     final = ocpp_repo.get_outbox(db, row.id)
