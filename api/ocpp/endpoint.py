@@ -130,8 +130,10 @@ async def ocpp_endpoint(websocket: WebSocket, station_id: str) -> None:
         return
     version = SUBPROTOCOL_VERSION[chosen]
     # recorded before accept: commands queued as soon as the station is online validate against its version
-    await asyncio.to_thread(ocpp_repo.update_station, runtime.services.db, station_id, ocpp_version=version,
-                            last_seen_at=runtime.core.now())
+    if station.ocpp_version != version:
+        await asyncio.to_thread(runtime.core.touch, station_id, runtime.core.now(), ocpp_version=version)
+    else:
+        await asyncio.to_thread(runtime.core.touch, station_id, runtime.core.now())
     await websocket.accept(subprotocol=chosen)
     connection = WebSocketAdapter(websocket)
     cp = make_charge_point(chosen, station, connection, runtime.core, runtime.notify, runtime.executor,

@@ -260,13 +260,13 @@ class OcppRuntime:
         """Store the station's answer and apply it to the station's certificate inventory."""
         assert row.id is not None
         db = self.services.db
-        ocpp_repo.update_outbox(db, row.id, status=OutboxStatus.ANSWERED, response=json.dumps(answer),
-                                answered_at=self.core.now(), error=None)
         payload = json.loads(row.payload)
-        try:
+        try:  # applied first, so whoever sees "answered" also sees its effect on the inventory
             self._apply(row, payload, answer)
         except (PkiError, ValueError, KeyError) as exc:
             log.warning("could not apply %s answer: %s", row.action, type(exc).__name__)
+        ocpp_repo.update_outbox(db, row.id, status=OutboxStatus.ANSWERED, response=json.dumps(answer),
+                                answered_at=self.core.now(), error=None)
 
     def _apply(self, row: OcppOutbox, payload: dict[str, Any], answer: dict[str, Any]) -> None:
         db = self.services.db
