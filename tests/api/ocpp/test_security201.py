@@ -46,6 +46,17 @@ def issue_contract(server: Server, emaid: str = EMAID) -> Any:
 
 
 def mark_revoked(server: Server, cert_id: int) -> None:
+    """Revoke through the revocation service when it is merged (so the OCSP cache learns it), else in the table."""
+    try:
+        from pki.revocation import revoke  # type: ignore[import-not-found]
+    except ImportError:
+        revoke = None
+    if revoke is not None:
+        services = server.services
+        revoke(services.authority, services.authority.certificate(cert_id), "keyCompromise", actor="test",
+               listeners=tuple(getattr(services, n).on_revocation for n in ("ocsp", "crl")
+                               if hasattr(getattr(services, n, None), "on_revocation")))
+        return
     with Session(server.services.db.engine) as s:
         rec = s.exec(select(Certificate).where(Certificate.id == cert_id)).one()
         rec.status = "revoked"
