@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
+import logging
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +35,8 @@ from pki import stations
 from pki.errors import Forbidden, PkiError, Unauthorized
 from pki.store import ocpp_repo, repo
 from pki.store.ocpp_models import OcppStation
+
+log = logging.getLogger("pnc.ocpp")
 
 
 @asynccontextmanager
@@ -147,6 +151,14 @@ async def ocpp_endpoint(websocket: WebSocket, station_id: str) -> None:
         await runtime.detach(session)
 
 
+def _unique_id(raw: str) -> str | None:
+    try:
+        frame = json.loads(raw)
+        return str(frame[1])
+    except (ValueError, IndexError, TypeError, KeyError):
+        return None
+
+
 async def serve(websocket: WebSocket, cp: Any, version: str, max_bytes: int) -> None:
     """Read frames; answer framing errors ourselves, hand everything else to the package's router."""
     try:
@@ -162,6 +174,12 @@ async def serve(websocket: WebSocket, cp: Any, version: str, max_bytes: int) -> 
                 await cp._connection.send(error.to_json())
                 continue
             # Station CALLs are handled one at a time (OCPP-J); CALLRESULT/CALLERROR go to the waiting outbox call.
-            await cp.route_message(raw)
+            try:
+                await cp.route_message(raw)
+            except Exception as exc:  # a bug must cost one CALLERROR, not the station's connection
+                log.error("OCPP message handling failed: %s", type(exc).__name__)
+                unique_id = _unique_id(raw)
+                if unique_id is not None and raw.lstrip().startswith("[2"):
+                    await cp._connection.send(json.dumps([4, unique_id, "InternalError", "internal error", {}]))
     except WebSocketDisconnect:
         return  # signing already started keeps running: its CertificateSigned waits in the outbox
