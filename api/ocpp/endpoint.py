@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
+import logging
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +35,8 @@ from pki import stations
 from pki.errors import Forbidden, PkiError, Unauthorized
 from pki.store import ocpp_repo, repo
 from pki.store.ocpp_models import OcppStation
+
+log = logging.getLogger("pnc.ocpp")
 
 
 @asynccontextmanager
@@ -129,9 +133,11 @@ async def ocpp_endpoint(websocket: WebSocket, station_id: str) -> None:
         await _deny(websocket, 403 if exc.code == "Forbidden" else 401, exc.message)
         return
     version = SUBPROTOCOL_VERSION[chosen]
-    # Recorded before accept(): once the station is connected, calls queued for it validate against its version.
-    await asyncio.to_thread(ocpp_repo.update_station, runtime.services.db, station_id, ocpp_version=version,
-                            last_seen_at=runtime.core.now())
+    # recorded before accept: commands queued as soon as the station is online validate against its version
+    if station.ocpp_version != version:
+        await asyncio.to_thread(runtime.core.touch, station_id, runtime.core.now(), ocpp_version=version)
+    else:
+        await asyncio.to_thread(runtime.core.touch, station_id, runtime.core.now())
     await websocket.accept(subprotocol=chosen)
     connection = WebSocketAdapter(websocket)
     cp = make_charge_point(chosen, station, connection, runtime.core, runtime.notify, runtime.executor,
@@ -143,6 +149,14 @@ async def ocpp_endpoint(websocket: WebSocket, station_id: str) -> None:
     finally:
         connection.closed = True
         await runtime.detach(session)
+
+
+def _unique_id(raw: str) -> str | None:
+    try:
+        frame = json.loads(raw)
+        return str(frame[1])
+    except (ValueError, IndexError, TypeError, KeyError):
+        return None
 
 
 async def serve(websocket: WebSocket, cp: Any, version: str, max_bytes: int) -> None:
@@ -160,6 +174,12 @@ async def serve(websocket: WebSocket, cp: Any, version: str, max_bytes: int) -> 
                 await cp._connection.send(error.to_json())
                 continue
             # Station CALLs are handled one at a time (OCPP-J); CALLRESULT/CALLERROR go to the waiting outbox call.
-            await cp.route_message(raw)
+            try:
+                await cp.route_message(raw)
+            except Exception as exc:  # a bug must cost one CALLERROR, not the station's connection
+                log.error("OCPP message handling failed: %s", type(exc).__name__)
+                unique_id = _unique_id(raw)
+                if unique_id is not None and raw.lstrip().startswith("[2"):
+                    await cp._connection.send(json.dumps([4, unique_id, "InternalError", "internal error", {}]))
     except WebSocketDisconnect:
         return  # signing already started keeps running: its CertificateSigned waits in the outbox

@@ -41,7 +41,7 @@ def check_frame(raw: str | bytes | None, *, version: str, max_bytes: int, routes
     """None if the `ocpp` package can take the frame; else the CALLERROR to send."""
     if raw is None or isinstance(raw, bytes):
         return FrameError("-1", _format_violation(version), "OCPP-J uses text frames")
-    if len(raw) > max_bytes:
+    if len(raw) > max_bytes or (len(raw) * 4 > max_bytes and len(raw.encode()) > max_bytes):
         return FrameError("-1", _format_violation(version), f"frame exceeds {max_bytes} bytes")
     try:
         msg = json.loads(raw)

@@ -109,18 +109,24 @@ class OcppRuntime:
         await asyncio.to_thread(ocpp_repo.requeue_sent, self.services.db, session.station_id)
 
     async def _deliver_forever(self, session: Session) -> None:
-        first = True
+        """Deliver everything pending at connect (back-off ignored), then sleep until woken.
+
+        Sessions never poll: a new row (``notify``) or the global tick (rows whose back-off elapsed) wakes them,
+        so 10,000 idle stations cost no database queries.
+        """
+        ignore_backoff = True
         while True:
+            session.wake.clear()
             rows = await asyncio.to_thread(ocpp_repo.due_outbox, self.services.db, self.core.now(),
-                                           station_ids=[session.station_id], ignore_backoff=first)
-            first = False
+                                           station_ids=[session.station_id], ignore_backoff=ignore_backoff)
+            ignore_backoff = False
             for row in rows:
                 if self.sessions.get(session.station_id) is not session:
                     return
                 await self._deliver(session, row)
-            session.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(session.wake.wait(), timeout=self.settings.outbox_tick)
+            if rows:
+                continue  # more may have arrived meanwhile
+            await session.wake.wait()
 
     async def _deliver(self, session: Session, row: OcppOutbox) -> None:
         assert row.id is not None
@@ -155,25 +161,30 @@ class OcppRuntime:
     async def _tick_forever(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(self.tick)
+                online = await asyncio.to_thread(self.tick)
+                for station_id in online:
+                    session = self.sessions.get(station_id)
+                    if session is not None:
+                        session.wake.set()
                 self._schedule_webhooks()
             except Exception:
                 log.exception("outbox tick failed")
             await asyncio.sleep(self.settings.outbox_tick)
 
-    def tick(self) -> int:
-        """Rows due for an offline station: count an attempt and back off; expire rows past their TTL."""
+    def tick(self) -> set[str]:
+        """One pass over due rows: expire rows past their TTL, back off rows of offline stations, and return the
+        connected stations that have due rows (their sessions are woken)."""
         now = self.core.now()
-        changed = 0
+        online: set[str] = set()
         for row in ocpp_repo.due_outbox(self.services.db, now, limit=500):
             assert row.id is not None
             if row.expires_at is not None and _utc(row.expires_at) < now:
                 ocpp_repo.update_outbox(self.services.db, row.id, status=OutboxStatus.EXPIRED, error="expired")
-                changed += 1
-            elif row.station_id not in self.sessions:
+            elif row.station_id in self.sessions:
+                online.add(row.station_id)
+            else:
                 self._back_off(row.id, row.attempts + 1, "station offline")
-                changed += 1
-        return changed
+        return online
 
     def _schedule_webhooks(self) -> None:
         if not self.settings.csms_webhook_url or self._webhooks:
@@ -250,8 +261,7 @@ class OcppRuntime:
         assert row.id is not None
         db = self.services.db
         payload = json.loads(row.payload)
-        # Apply first, then mark answered: whoever sees the row answered also sees its effect on the inventory.
-        try:
+        try:  # applied first, so whoever sees "answered" also sees its effect on the inventory
             self._apply(row, payload, answer)
         except (PkiError, ValueError, KeyError) as exc:
             log.warning("could not apply %s answer: %s", row.action, type(exc).__name__)

@@ -269,3 +269,24 @@ def test_profile_2_requires_tls(server: Server) -> None:
         assert exc.value.response.status_code == 403
 
     run(station())
+
+
+def test_a_failing_handler_costs_one_callerror_not_the_connection(server: Server,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    register(server.services, "CS10")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(server.runtime.core, "on_StatusNotification", broken)
+
+    async def station() -> None:
+        async with websockets.connect(f"{server.url}/CS10", subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                                      additional_headers=basic("CS10")) as ws:
+            frame = [2, "s1", "StatusNotification", {"timestamp": "2026-01-01T00:00:00Z",
+                                                     "connectorStatus": "Available", "evseId": 1, "connectorId": 1}]
+            err = await _raw_exchange(ws, json.dumps(frame))
+            assert err[:3] == [4, "s1", "InternalError"] and "database" not in json.dumps(err)
+            assert (await _raw_exchange(ws, '[2, "s2", "Heartbeat", {}]'))[:2] == [3, "s2"]
+
+    run(station())
