@@ -1,0 +1,64 @@
+"""Schemathesis against our OpenAPI spec: generated (valid and invalid) requests to every operation, as an admin
+so handlers are reached. Contract: never a 5xx, and every error is problem+json. Bounded for the default suite
+(PNC_FUZZ_EXAMPLES per operation); the ``slow`` variant runs a longer campaign."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.app import create_app
+from api.context import Services
+
+EXAMPLES = int(os.environ.get("PNC_FUZZ_EXAMPLES", "10"))
+
+
+def _fuzz(services: Services, admin_token: str, examples: int) -> int:
+    app = create_app(services=services)
+    failures: list[str] = []
+    statuses: dict[int, int] = {}
+    operations = 0
+    with TestClient(app):  # run the lifespan once
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            operations += 1
+            # valid requests (reach the handlers) and schema-violating ones (reach the validation layer)
+            strategy = st.one_of(operation.as_strategy(schemathesis.GenerationMode.POSITIVE),
+                                 operation.as_strategy(schemathesis.GenerationMode.NEGATIVE))
+
+            @given(case=strategy)
+            @settings(max_examples=examples, deadline=None, database=None,
+                      suppress_health_check=list(HealthCheck))
+            def run(case: schemathesis.Case) -> None:
+                response = case.call(headers={"Authorization": f"Bearer {admin_token}"})
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                if response.status_code >= 500:
+                    failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}")
+                elif response.status_code >= 400 and \
+                        "application/problem+json" not in str(response.headers.get("content-type")):
+                    failures.append(f"{case.method} {case.formatted_path} -> {response.status_code} not problem+json")
+
+            run()
+    assert failures == [], sorted(set(failures))[:10]
+    assert any(200 <= s < 300 for s in statuses), statuses  # handlers were really reached
+    assert 422 in statuses, statuses  # and invalid requests were generated
+    print(f"REST fuzz: {operations} operations, status codes {dict(sorted(statuses.items()))}")
+    return operations
+
+
+def test_rest_fuzz_no_server_errors(services: Services, admin_token: str) -> None:
+    assert _fuzz(services, admin_token, EXAMPLES) >= 10
+
+
+@pytest.mark.slow
+def test_rest_fuzz_long(services: Services, admin_token: str) -> None:
+    _fuzz(services, admin_token, 300)
+
+
+
