@@ -1,10 +1,12 @@
 """Hypothesis fuzzing of the parsers that see hostile input first: CSR loading + policy, OCPP CertificateHashData,
 serials. The only acceptable outcome for garbage is a PkiError (a clean 4xx / CALLERROR), never another exception.
 
-The default run is bounded (a few hundred examples, seconds); ``-m slow`` runs the long campaign."""
+The default run is bounded (a few hundred examples, seconds); ``PNC_FUZZ_LONG=1 pytest -m slow tests/fuzz`` runs the
+long campaign."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -20,6 +22,8 @@ from pki.errors import PkiError
 from pki.hashdata import CertificateHashData, parse_serial_hex
 from pki.profiles import CertKind, Generation, get_profile
 
+LONG = pytest.mark.skipif(not os.environ.get("PNC_FUZZ_LONG"), reason="long fuzz campaign: set PNC_FUZZ_LONG=1 ("
+                            "marked slow; the default suite runs the bounded version)")
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 SLOW = settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 PROFILES = [get_profile(CertKind.STATION_CLIENT, Generation.OCPP), get_profile(CertKind.SECC_LEAF,
@@ -150,6 +154,7 @@ def test_serial_parsing(value: str) -> None:
 
 
 @pytest.mark.slow
+@LONG
 @SLOW
 @given(mutated_der(), st.integers(0, 3))
 def test_csr_mutated_der_long(data: bytes, p: int) -> None:
@@ -157,6 +162,7 @@ def test_csr_mutated_der_long(data: bytes, p: int) -> None:
 
 
 @pytest.mark.slow
+@LONG
 @SLOW
 @given(wellformed_csr(), st.integers(0, 3))
 def test_csr_wellformed_long(data: bytes, p: int) -> None:

@@ -1,6 +1,6 @@
 """Schemathesis against our OpenAPI spec: generated (valid and invalid) requests to every operation, as an admin
 so handlers are reached. Contract: never a 5xx, and every error is problem+json. Bounded for the default suite
-(PNC_FUZZ_EXAMPLES per operation); the ``slow`` variant runs a longer campaign."""
+(PNC_FUZZ_EXAMPLES per operation); ``PNC_FUZZ_LONG=1 -m slow`` runs a longer campaign."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from api.app import create_app
 from api.context import Services
 
+LONG = pytest.mark.skipif(not os.environ.get("PNC_FUZZ_LONG"), reason="long fuzz campaign: set PNC_FUZZ_LONG=1 ("
+                            "marked slow; the default suite runs the bounded version)")
 EXAMPLES = int(os.environ.get("PNC_FUZZ_EXAMPLES", "10"))
 
 
@@ -57,6 +59,7 @@ def test_rest_fuzz_no_server_errors(services: Services, admin_token: str) -> Non
 
 
 @pytest.mark.slow
+@LONG
 def test_rest_fuzz_long(services: Services, admin_token: str) -> None:
     _fuzz(services, admin_token, 300)
 
