@@ -11,10 +11,23 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import background
+from api import background, console, observability, ocsp_http
 from api.context import Services, bootstrap, build_services
+from api.deps import register_public, register_station_route
 from api.middleware import LimitsMiddleware
-from api.rest import cas, certificates, problems, public, security
+from api.ocpp import endpoint as ocpp_endpoint
+from api.rest import (
+    cas,
+    certificates,
+    csms,
+    ocsp_api,
+    problems,
+    public,
+    reports,
+    revocation,
+    security,
+    stations,
+)
 from api.settings import Settings
 
 
@@ -27,9 +40,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         svc = services or build_services(settings)
         bootstrap(svc)
         app.state.services = svc
+        if metrics.observe_issuance not in svc.authority.observers:
+            svc.authority.observers.append(metrics.observe_issuance)
         checkpointer = background.start(svc)
         try:
-            yield
+            async with ocsp_http.background(svc):
+                yield
         finally:
             await background.stop(checkpointer)
             if own:
@@ -44,12 +60,25 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     if services is not None:
         app.state.services = services
     problems.install(app)
+    metrics = observability.install(app)
     app.include_router(public.router)
     app.include_router(cas.router)
+    app.include_router(reports.router)  # before certificates: /certificates/{cert_id} would capture its paths
     app.include_router(certificates.router)
+    app.include_router(revocation.router)
+    app.include_router(ocsp_api.router)
+    app.add_middleware(ocsp_http.OcspHttp, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path
+    app.include_router(ocpp_endpoint.router)
+    register_station_route("/ocpp/{station_id}", "stations authenticate at the WebSocket handshake (OCPP "
+                           "security profiles 1-3) and are confined to their own identity")
+    app.include_router(stations.router)
+    app.include_router(csms.router)
     app.include_router(security.tokens)
     app.include_router(security.clients)
     app.include_router(security.audit)
     app.add_middleware(LimitsMiddleware, max_body_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
                        timeout_seconds=settings.request_timeout_seconds)
+    app.include_router(console.router)
+    for path in console.PUBLIC_PATHS:  # the static shell only; every data call needs a token
+        register_public(path, "operator console shell (static files, no data)")
     return app

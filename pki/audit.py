@@ -233,9 +233,13 @@ class AuditLog:
 
     def verify(self, trusted_keys: Sequence[PublicKeyTypes] | None = None) -> VerifyResult:
         keys = list(trusted_keys) if trusted_keys is not None else self._own_keys()
+        # The head is read first: entries appended while we read (the service keeps running) lie beyond it and
+        # are covered by the next verification; an entry removed from below the head still shows as truncation.
         head = repo.audit_head(self.db)
         checkpoints = [checkpoint_dict(c) for c in repo.list_checkpoints(self.db)]
-        return verify_entries(self.entries(), head=(head.sequence, head.entry_hash), checkpoints=checkpoints,
+        upto = head.sequence
+        covered = (e for e in self.entries() if e.get("sequence") is None or int(e["sequence"]) <= upto)
+        return verify_entries(covered, head=(head.sequence, head.entry_hash), checkpoints=checkpoints,
                               trusted_keys=keys)
 
     def _own_keys(self) -> list[PublicKeyTypes]:

@@ -127,4 +127,6 @@ class AuditEvent(SQLModel, table=True):
     entry_hash: str | None = Field(default=None, max_length=64)
 
 
+from pki.store.ocpp_models import *  # noqa
+from pki.store.ocsp_models import *  # noqa
 from pki.store.security_models import *  # noqa: E402,F403

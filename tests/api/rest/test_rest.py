@@ -7,13 +7,14 @@ import stat
 from cryptography import x509
 from fastapi.testclient import TestClient
 
+from api.console import PUBLIC_PATHS as CONSOLE_SHELL
 from api.context import Services
 from api.routes_util import iter_routes
 from tests.api.conftest import token_for
 from tests.helpers import make_csr, p256, rsa_key
 
 PUBLIC_ROUTES = {"/health", "/ready", "/ca/{filename}", "/docs", "/docs/oauth2-redirect", "/openapi.json",
-                 "/redoc"}
+                 "/redoc"} | CONSOLE_SHELL  # the console shell carries no data (tests/api/console checks it)
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -124,7 +124,7 @@ def test_audit_over_rest(client: TestClient, services: Services, admin_token: st
     r = client.post("/api/v1/audit/checkpoint", headers=_auth(admin_token))
     assert r.status_code == 200 and r.json()["created"] is True
     v = client.get("/api/v1/audit/verify", headers=_auth(auditor)).json()
-    assert v["ok"] is True and v["checkpoints_verified"] == 1
+    assert v["ok"] is True and v["checkpoints_verified"] == 1, v["problems"]
     export = client.get("/api/v1/audit/export", headers=_auth(auditor))
     assert export.headers["content-type"].startswith("application/x-ndjson")
     assert export.text.count("\n") >= v["entries"] + 2
