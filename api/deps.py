@@ -123,6 +123,11 @@ def authenticate(request: Request, services: ServicesDep) -> Actor:
 
 def _audit_failure(services: Services, request: Request, reason: str, action: str = "auth.failure",
                    actor: str = "anonymous") -> None:
+    # Failed attempts are audited, but a client guessing tokens must not be able to flood the log (and the
+    # single-writer chain): past its budget it only gets 429s.
+    assert services.token_limiter is not None
+    if action == "auth.failure":
+        services.token_limiter.check(f"failures:{request.client.host if request.client else '-'}")
     repo.add_audit(services.db, repo.audit_event(actor, action, "failure",
                                                   target=f"{request.method} {request.url.path}"[:255],
                                                   request_id=(request.headers.get("x-request-id") or "")[:64] or None,

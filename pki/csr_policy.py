@@ -54,7 +54,7 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
         if b"-----BEGIN" in raw:
             return x509.load_pem_x509_csr(raw)
         return x509.load_der_x509_csr(raw)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion is no ValueError (found by fuzzing: a 500)
         raise InvalidRequest("CSR is not a parsable PKCS#10 request (PEM or DER)") from None
 
 

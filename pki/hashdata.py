@@ -97,6 +97,11 @@ class CertificateHashData:
 
     @classmethod
     def from_ocpp(cls, data: dict[str, str]) -> CertificateHashData:
+        if not isinstance(data, dict):
+            raise InvalidRequest("CertificateHashData must be an object")
+        for key in ("hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber"):
+            if key in data and not isinstance(data[key], str):  # hostile JSON: numbers, lists, null
+                raise InvalidRequest(f"CertificateHashData.{key} must be a string")
         try:
             alg = HashAlgorithm.from_ocpp(data["hashAlgorithm"])
             name_hash = data["issuerNameHash"]

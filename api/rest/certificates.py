@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from api.deps import READ_ROLES, Actor, ServicesDep, require
 from api.rest.schemas import CertificateOut, IssueRequest, IssueResponse
@@ -18,6 +18,8 @@ from pki.store import repo
 router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
 Reader = Annotated[Actor, Depends(require(*READ_ROLES))]
 Issuer = Annotated[Actor, Depends(require("operator", "csms"))]
+MAX_DB_INT = 2**31 - 1  # ids are INTEGER on PostgreSQL; larger values were 500s (found by fuzzing)
+CertId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
 def _issuer_name(services: ServicesDep, ca_id: int, cache: dict[int, str]) -> str:
@@ -35,7 +37,7 @@ def list_certificates(
     owner: str | None = None,
     issuer: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
 ) -> list[CertificateOut]:
     ca_id = services.authority.ca(issuer).id if issuer else None
     rows = repo.list_certificates(services.db, kind=kind, status=status, owner=owner, ca_id=ca_id, limit=limit,
@@ -45,14 +47,14 @@ def list_certificates(
 
 
 @router.get("/{cert_id}", response_model=CertificateOut, summary="Show one certificate")
-def get_certificate(cert_id: int, services: ServicesDep, _: Reader) -> CertificateOut:
+def get_certificate(cert_id: CertId, services: ServicesDep, _: Reader) -> CertificateOut:
     rec = services.authority.certificate(cert_id)
     return CertificateOut.of(rec, _issuer_name(services, rec.ca_id, {}))
 
 
 @router.get("/{cert_id}/download", summary="Download as PEM or DER, optionally with its chain",
             response_class=Response)
-def download(cert_id: int, services: ServicesDep, _: Reader, format: Literal["pem", "der"] = "pem",
+def download(cert_id: CertId, services: ServicesDep, _: Reader, format: Literal["pem", "der"] = "pem",
              chain: bool = False) -> Response:
     rec = services.authority.certificate(cert_id)
     if rec.der is None:

@@ -13,7 +13,7 @@ import asyncio
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import Actor, ServicesDep, require
@@ -82,7 +82,8 @@ def pending(services: ServicesDep, _: Csms, station_id: str | None = None,
 
 
 @router.post("/pending/{outbox_id}/ack", response_model=OutboxOut, summary="Report the station's answer")
-def ack(outbox_id: int, body: AckIn, services: ServicesDep, _: Csms, request: Request) -> OutboxOut:
+def ack(outbox_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: AckIn, services: ServicesDep, _: Csms,
+        request: Request) -> OutboxOut:
     row = ocpp_repo.get_outbox(services.db, outbox_id)
     if row is None or row.delivery != "csms":
         raise NotFound(f"no pending CSMS call {outbox_id}")

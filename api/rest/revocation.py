@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from api.context import Services
@@ -42,8 +42,8 @@ def _do(services: Services, rec: Certificate, body: RevokeRequest, actor: Actor,
 
 
 @router.post("/{cert_id}/revoke", response_model=RevokeResponse, summary="Revoke (or release a hold) by record id")
-def revoke_by_id(cert_id: int, body: RevokeRequest, request: Request, services: ServicesDep,
-                 actor: Revoker) -> RevokeResponse:
+def revoke_by_id(cert_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: RevokeRequest, request: Request,
+                 services: ServicesDep, actor: Revoker) -> RevokeResponse:
     return _do(services, services.authority.certificate(cert_id), body, actor, request)
 
 

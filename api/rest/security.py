@@ -130,7 +130,7 @@ def unbind(name: str, services: ServicesDep, actor: Admin) -> ClientCertOut:
 
 
 @audit.get("", response_model=list[AuditEntryOut], summary="Audit entries in chain order")
-def list_audit(services: ServicesDep, _: Auditor, after_sequence: Annotated[int, Query(ge=0)] = 0,
+def list_audit(services: ServicesDep, _: Auditor, after_sequence: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                action: Annotated[str | None, Query(max_length=64)] = None) -> list[AuditEntryOut]:
     rows = repo.list_audit(services.db, after_sequence=after_sequence, limit=limit, action=action)

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import READ_ROLES, Actor, ServicesDep, require
@@ -141,7 +141,7 @@ def add_station(body: StationIn, services: ServicesDep, actor: Operator, request
 @router.get("/stations", response_model=list[StationOut], summary="List stations")
 def list_stations(services: ServicesDep, _: Reader, request: Request, organization: str | None = None,
                   limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> list[StationOut]:
+                  offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> list[StationOut]:
     online = _connected(request)
     return [StationOut.of(s, s.station_id in online)
             for s in ocpp_repo.list_stations(services.db, organization=organization, limit=limit, offset=offset)]
@@ -218,7 +218,7 @@ def station_outbox(station_id: str, services: ServicesDep, _: Reader, status: st
 
 
 @router.get("/outbox/{outbox_id}", response_model=OutboxOut, summary="One queued call and the station's answer")
-def outbox_item(outbox_id: int, services: ServicesDep, _: Reader) -> OutboxOut:
+def outbox_item(outbox_id: Annotated[int, Path(ge=1, le=2**31 - 1)], services: ServicesDep, _: Reader) -> OutboxOut:
     row = ocpp_repo.get_outbox(services.db, outbox_id)
     if row is None:
         raise NotFound(f"no outbox entry {outbox_id}")

@@ -42,6 +42,9 @@ def test_service_on_softhsm(tmp_path: Path, hsm: SoftHsm, caplog: pytest.LogCapt
             issuer = svc.authority.ca(r.json()["certificate"]["issuer"])
             root = svc.authority.ca_certificate(svc.authority.root_of(issuer))
             openssl_verify(certs[0], certs[1:], root)
+        cp = svc.audit_log().checkpoint()  # the audit signing key is made in the token too
+        assert cp is not None and cp.key_uri == f"pkcs11:token={hsm.token};object=audit-signing"
+        assert svc.audit_log().verify().checkpoints_verified == 1
         assert hsm.pin not in caplog.text
     finally:
         svc.close()

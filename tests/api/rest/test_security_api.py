@@ -153,3 +153,13 @@ def test_rate_limit_per_token(services: Services) -> None:
     with TestClient(create_app(services=services), raise_server_exceptions=False) as c:
         codes = [c.get("/api/v1/cas", headers=_auth(token)).status_code for _ in range(5)]
     assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+
+
+def test_failed_logins_cannot_flood_the_audit_log(services: Services) -> None:
+    from pki.ratelimit import RateLimiter
+
+    services.token_limiter = RateLimiter(0.001, 5)
+    with TestClient(create_app(services=services), raise_server_exceptions=False) as c:
+        codes = [c.get("/api/v1/cas", headers=_auth("pnc_guess")).status_code for _ in range(8)]
+    assert codes[:5] == [401] * 5 and codes[5:] == [429] * 3
+    assert len(repo.list_audit(services.db, limit=10_000, action="auth.failure")) == 5
