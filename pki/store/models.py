@@ -117,3 +117,4 @@ class AuditEvent(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     request_id: str | None = Field(default=None, max_length=64)
     details: str | None = Field(default=None, max_length=4096)
+from pki.store.lifecycle_models import *  # noqa
