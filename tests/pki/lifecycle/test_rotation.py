@@ -44,7 +44,7 @@ def _engine(authority: Authority, fleet, lifecycle, clock):  # type: ignore[no-u
 
 def test_csms_root_rotation_with_offline_stations(world, clock: FixedClock) -> None:  # type: ignore[no-untyped-def]
     authority, lifecycle = world
-    fleet, csms = build_fleet(authority, lifecycle, 24, with_v2g=False)
+    fleet, _csms = build_fleet(authority, lifecycle, 24, with_v2g=False)
     offline = ["CS0003", "CS0010", "CS0017", "CS0022"]
     for sid in offline:
         fleet.set_online(sid, False)
