@@ -11,8 +11,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import lifecycle
 from api.context import Services, bootstrap, build_services
-from api.rest import cas, certificates, problems, public
+from api.rest import cas, certificates, lifecycle_api, problems, public
 from api.settings import Settings
 
 
@@ -25,9 +26,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         svc = services or build_services(settings)
         bootstrap(svc)
         app.state.services = svc
+        stop_lifecycle = lifecycle.start_background(svc)
         try:
             yield
         finally:
+            stop_lifecycle()
             if own:
                 svc.close()
 
@@ -43,4 +46,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(public.router)
     app.include_router(cas.router)
     app.include_router(certificates.router)
+    app.include_router(lifecycle_api.router)
     return app

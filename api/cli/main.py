@@ -300,6 +300,11 @@ def token_create(name: str, role: Annotated[str, typer.Option(help=f"One of: {',
     sys.stdout.write(create_token(svc, name, role) + "\n")
 
 
+from api.cli import lifecycle as _lifecycle  # noqa: E402 - registers root/job/renew/expiring on the apps above
+
+_lifecycle.register(app, ca_app, cert_app)
+
+
 def main() -> None:
     if shutil.get_terminal_size().columns < 100:
         out.width = 160

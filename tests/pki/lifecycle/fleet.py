@@ -75,3 +75,30 @@ def build_fleet(authority: Authority, lifecycle: StationLifecycle, n: int, *, st
 
 def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+class _LazyCsms(AuthorityCsms):
+    """AuthorityCsms that finds the service's StationLifecycle when first used (it is built after the gateway)."""
+
+    def __init__(self, services: object) -> None:
+        self._services = services
+        self.signed = []
+
+    @property  # type: ignore[override]
+    def authority(self) -> Authority:
+        return self._services.authority  # type: ignore[attr-defined,no-any-return]
+
+    @property  # type: ignore[override]
+    def lifecycle(self) -> StationLifecycle:
+        from api.lifecycle import lifecycle_for
+
+        return lifecycle_for(self._services).stations  # type: ignore[arg-type]
+
+
+def gateway_from_env(services: object) -> SimulatedFleet:
+    """``PNC_LIFECYCLE_GATEWAY=tests.pki.lifecycle.fleet:gateway_from_env`` with ``PNC_SIM_STATE=<json file>``."""
+    import os
+
+    fleet = SimulatedFleet(Path(os.environ["PNC_SIM_STATE"]))
+    fleet.csms = _LazyCsms(services)
+    return fleet

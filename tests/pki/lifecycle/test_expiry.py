@@ -25,7 +25,7 @@ def world(authority: Authority):  # type: ignore[no-untyped-def]
     authority.clock = clock
     make_hierarchies(authority)
     lifecycle = StationLifecycle(authority.db, clock, grace=dt.timedelta(hours=12))
-    fleet, csms = build_fleet(authority, lifecycle, 3)
+    fleet, _csms = build_fleet(authority, lifecycle, 3)
     watch = ExpiryWatch(authority.db, clock, gateway=fleet, lifecycle=lifecycle, holder="node-a")
     return authority, clock, lifecycle, fleet, watch
 
