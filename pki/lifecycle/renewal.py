@@ -88,6 +88,8 @@ def retire_ca(authority: Authority, name: str, *, force: bool = False, actor: st
     ca = authority.ca(name)
     if ca.status != CaStatus.ACTIVE:
         raise Conflict(f"{name!r} is already {ca.status}")
+    if _successor(authority, ca).id == ca.id and ca.parent_id is not None:
+        raise Conflict(f"{name!r} is the newest {ca.kind} CA; renew it before retiring it")
     assert ca.id is not None
     ids = [ca.id] + [c.id or 0 for c in descendants(authority.db, ca)]
     in_use = lrepo.valid_leaves_under(authority.db, ids, authority.clock.now(), exclude_kinds=EXCLUDED)
@@ -95,8 +97,6 @@ def retire_ca(authority: Authority, name: str, *, force: bool = False, actor: st
         last = max(utc(c.not_after) for c in in_use)
         raise Conflict(f"{len(in_use)} valid certificate(s) under {name!r} remain (the last expires {last.date()}); "
                        "revoke or let them expire, or use --force")
-    if _successor(authority, ca).id == ca.id and ca.parent_id is not None:
-        raise Conflict(f"{name!r} is the newest {ca.kind} CA; renew it before retiring it")
     updated = repo.update_ca(authority.db, ca.id, status=CaStatus.RETIRED)
     repo.add_audit(authority.db, repo.audit_event(actor, "ca.retire", "success", target=name,
                                                    details={"forced": force, "valid_leaves": len(in_use)}))
