@@ -129,3 +129,33 @@ def start_background(services: Services) -> Callable[[], None]:
 
 def report_dict(obj: Any) -> Any:
     return obj.as_dict() if hasattr(obj, "as_dict") else obj
+
+
+# --- hooks for the OCPP endpoint (one call per event) ------------------------------------------------------
+
+
+def on_station_connected(services: Services, station_id: str, client_certificate: Any | None = None) -> None:
+    """A station (re)connected. Records the client certificate it used (SP3: supersedes older ones), renews its
+    expiring certificates now, and advances open jobs it takes part in (its queued calls were just delivered)."""
+    lc = lifecycle_for(services)
+    if client_certificate is not None:
+        lc.stations.station_connected(station_id, client_certificate)
+    lc.watch.station_connected(station_id)
+    lc.engine.run_open_jobs_for_station(station_id)
+
+
+def on_certificate_issued(services: Services, station_id: str, certificate_id: int, certificate_type: str) -> None:
+    """The endpoint signed a SignCertificate CSR and is about to send CertificateSigned."""
+    lifecycle_for(services).stations.record_issued(station_id, certificate_id, certificate_type)
+
+
+def on_certificate_signed_answer(services: Services, station_id: str, certificate_id: int, status: str,
+                                 status_info: dict[str, str] | None = None) -> None:
+    """The station's CertificateSignedResponse (Rejected is surfaced: audit + log warning)."""
+    lifecycle_for(services).stations.certificate_signed_result(station_id, certificate_id, status, status_info)
+
+
+def on_security_event(services: Services, station_id: str, event_type: str, tech_info: str | None = None,
+                      timestamp: dt.datetime | None = None) -> None:
+    """SecurityEventNotification; InvalidChargingStationCertificate & co mark the new certificate rejected."""
+    lifecycle_for(services).stations.security_event(station_id, event_type, tech_info, timestamp)
