@@ -122,6 +122,8 @@ class Authority:
         if profile.issuer_kind is None:
             raise PolicyViolation(f"{kind.value} is a root; it is created, not issued from a CSR")
         candidates = repo.active_cas_of_kind(self.db, profile.issuer_kind.value, generation.value)
+        # a CA whose creation was interrupted (key and row, no certificate yet) must not take over issuance
+        candidates = [c for c in candidates if c.certificate_id is not None]
         if not candidates:
             raise NotFound(f"no active {profile.issuer_kind.value} CA for {generation.value}; run `pnc init`")
         return candidates[0]

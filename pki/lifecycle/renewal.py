@@ -30,6 +30,8 @@ def _successor(authority: Authority, ca: CertificateAuthority) -> CertificateAut
     """The newest active CA of ``ca``'s kind below the same root (``ca`` itself if it was never renewed)."""
     root = authority.root_of(ca)
     for cand in repo.active_cas_of_kind(authority.db, ca.kind, ca.generation):  # newest first
+        if cand.certificate_id is None:
+            continue  # an interrupted creation: never a successor (Authority.issuer_for skips it too)
         if authority.root_of(cand).id == root.id:
             return cand
     return ca

@@ -247,9 +247,11 @@ class RootRotation:
         old = self.authority.ca(state["old_root"])
         old_cert = self.authority.ca_certificate(old)
         new_name = mapping[old.name]
+        root_subject = renamed_subject(old_cert.subject, gen_no)
         new = self._ensure_ca(new_name, lambda: self.authority.create_root(
-            new_name, CertKind(old.kind), Generation(old.generation), renamed_subject(old_cert.subject, gen_no),
-            key_algorithm=_alg(old), validity_days=params.get("root_validity_days"), actor=job.actor))
+            new_name, CertKind(old.kind), Generation(old.generation), root_subject,
+            key_algorithm=_alg(old), validity_days=params.get("root_validity_days"), actor=job.actor),
+            root_subject, None, params.get("root_validity_days"), job.actor)
         new_cert = self.authority.ca_certificate(new)
         if params.get("link_certificate") and not state.get("link_certificate_id"):
             link_id = self._ensure_link(old, new, new_cert, job)
@@ -266,19 +268,33 @@ class RootRotation:
                             self.authority.create_sub_ca(mapping[ca.name], CertKind(ca.kind), new_parent, subject,
                                                          key_algorithm=_alg(ca),
                                                          validity_days=params.get("sub_validity_days"),
-                                                         actor=job.actor))
+                                                         actor=job.actor),
+                            subject, self.authority.ca(new_parent), params.get("sub_validity_days"), job.actor)
         engine.save(job, phase="rollout", status=JobStatus.RUNNING, message="new CAs ready; rolling out")
 
-    def _ensure_ca(self, name: str, create: Any) -> CertificateAuthority:
+    def _ensure_ca(self, name: str, create: Any, subject: x509.Name, parent: CertificateAuthority | None,
+                   validity_days: int | None, actor: str) -> CertificateAuthority:
+        """Create CA ``name`` unless an earlier run of this job did; finish it if that run died half-way."""
         ca = repo.get_ca_by_name(self.db, name)
         if ca is not None and ca.certificate_id is not None:
             return ca  # created by an earlier (interrupted) run of this job
         if ca is not None:
-            # a crash between key generation and signing left a CA without certificate: set it aside
-            assert ca.id is not None
-            repo.update_ca(self.db, ca.id, name=f"{name}-abandoned-{ca.id}", status=CaStatus.RETIRED)
-            repo.add_audit(self.db, repo.audit_event("system:lifecycle", "ca.abandon", "success", target=name,
-                                                     details={"ca_id": ca.id, "why": "interrupted creation"}))
+            # the key was generated and the row written, but the certificate was never signed: sign it now with
+            # the key that already exists (it was never used), so names and key labels stay as planned
+            signer = self.authority.keys.signer(ca.key_uri)
+            if parent is None:
+                profile = get_profile(CertKind(ca.kind), Generation(ca.generation))
+                self.authority._issue(
+                    profile, subject, signer.public_key(), issuer=ca, issuer_name=subject,
+                    issuer_public_key=signer.public_key(), issuer_signer=signer, validity_days=validity_days,
+                    owner=name, actor=actor, request_id=None, subject_ca=ca)
+            else:
+                self.authority.issue_for_public_key(CertKind(ca.kind), subject, signer.public_key(), issuer=parent,
+                                                    validity_days=validity_days, owner=name, actor=actor,
+                                                    subject_ca=ca)
+            repo.add_audit(self.db, repo.audit_event(actor, "ca.complete", "success", target=name,
+                                                     details={"why": "creation was interrupted"}))
+            return self.authority.ca(name)
         created: CertificateAuthority = create()
         return created
 
