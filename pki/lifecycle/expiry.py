@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pki.clock import Clock, utc
+from pki.errors import PkiError
 from pki.lifecycle.gateway import StationGateway
 from pki.lifecycle.jobs import JobEngine, process_holder
 from pki.lifecycle.stations import StationLifecycle
@@ -173,7 +174,7 @@ class ExpiryWatch:
             return False
         try:
             connected = self.gateway.inventory(rec.owner).connected
-        except KeyError:
+        except (KeyError, PkiError):
             return False  # not a station the gateway knows
         if not connected:
             return False
