@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check pg-test oracle bench clean
+.PHONY: run test lint typecheck check pg-test docs oracle clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/pnc serve
 
+ORACLE := .oracle-venv/.ready
+
+# The EXIficient test oracle (Java + the iso15118 wheel in its own venv). Best effort: without Java the oracle
+# tests skip loudly instead of failing the run.
+$(ORACLE): tests/oracle/setup_oracle.sh
+	-bash tests/oracle/setup_oracle.sh && touch $(ORACLE)
+
+oracle: $(ORACLE)
+
 ## The whole suite (tests needing optional peers — Java oracle, SoftHSM — skip loudly when absent).
-test: $(STAMP)
+test: $(STAMP) $(ORACLE)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## Storage tests again on PostgreSQL (CI does this after `make test`).
@@ -35,3 +44,8 @@ check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+## Regenerate the generated parts of docs/ (CLI reference, profile table).
+docs: $(STAMP)
+	$(BIN)/typer api.cli.main utils docs --name pnc --output docs/cli.md
+	$(BIN)/python -c "import re,pathlib; from pki.profiles.table import markdown_table as t; p=pathlib.Path('docs/profiles.md'); s=p.read_text(); p.write_text(re.sub(r'(<!-- profiles-table:begin -->\n).*(<!-- profiles-table:end -->)', lambda m: m.group(1)+t()+m.group(2), s, flags=re.S))"

@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import lifecycle
+from api import lifecycle, observability, ocsp_http
 from api.context import Services, bootstrap, build_services
-from api.rest import cas, certificates, lifecycle_api, problems, public
+from api.ocpp import endpoint as ocpp_endpoint
+from api.rest import cas, certificates, csms, lifecycle_api, ocsp_api, problems, public, revocation, stations
 from api.settings import Settings
 
 
@@ -26,9 +27,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         svc = services or build_services(settings)
         bootstrap(svc)
         app.state.services = svc
+        if metrics.observe_issuance not in svc.authority.observers:
+            svc.authority.observers.append(metrics.observe_issuance)
         stop_lifecycle = lifecycle.start_background(svc)
         try:
-            yield
+            async with ocsp_http.background(svc):
+                yield
         finally:
             stop_lifecycle()
             if own:
@@ -43,8 +47,15 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     if services is not None:
         app.state.services = services
     problems.install(app)
+    metrics = observability.install(app)
     app.include_router(public.router)
     app.include_router(cas.router)
     app.include_router(certificates.router)
+    app.include_router(revocation.router)
+    app.include_router(ocsp_api.router)
+    app.add_middleware(ocsp_http.OcspHttp, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path
+    app.include_router(ocpp_endpoint.router)
+    app.include_router(stations.router)
+    app.include_router(csms.router)
     app.include_router(lifecycle_api.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import secrets
@@ -11,9 +12,11 @@ from pathlib import Path
 from api.settings import Settings
 from pki.authority import Authority
 from pki.clock import Clock, SystemClock
+from pki.crl import CrlService
 from pki.hierarchy import create_hierarchies, default_plans
 from pki.keys.base import KeyManager
 from pki.keys.file import FileKeyStore
+from pki.ocsp import OcspPolicy, OcspService
 from pki.store import repo
 from pki.store.models import ApiToken
 
@@ -26,6 +29,8 @@ class Services:
     db: repo.Database
     keys: KeyManager
     authority: Authority
+    ocsp: OcspService  # services.ocsp.respond_to_hash_data(...) answers OCPP GetCertificateStatus
+    crl: CrlService
 
     def close(self) -> None:
         self.db.dispose()
@@ -38,7 +43,19 @@ def build_services(settings: Settings, *, clock: Clock | None = None, migrate: b
     keys = KeyManager()
     keys.register(FileKeyStore(settings.resolved_key_dir(), settings.passphrase()))
     authority = Authority(db, keys, public_url=settings.public_url, clock=clock or SystemClock())
-    return Services(settings=settings, db=db, keys=keys, authority=authority)
+    return Services(settings=settings, db=db, keys=keys, authority=authority,
+                    ocsp=OcspService(authority, ocsp_policy(settings)),
+                    crl=CrlService(authority, validity=dt.timedelta(hours=settings.crl_validity_hours),
+                                   regenerate_before=dt.timedelta(hours=settings.crl_validity_hours) / 2))
+
+
+def ocsp_policy(settings: Settings) -> OcspPolicy:
+    validity = dt.timedelta(hours=settings.ocsp_response_validity_hours)
+    return OcspPolicy(response_validity=validity,
+                      refresh_after=dt.timedelta(hours=settings.ocsp_refresh_after_hours),
+                      signer_renew_before=max(validity + dt.timedelta(days=4), dt.timedelta(days=12)),
+                      sign_with_ca_key=settings.ocsp_sign_with_ca_key,
+                      max_age=dt.timedelta(seconds=settings.ocsp_max_age_seconds))
 
 
 def hash_token(token: str) -> str:

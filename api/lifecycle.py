@@ -72,8 +72,9 @@ def _revoker(services: Services, clock: Clock) -> Revoker:
         return default_revoker(services.db, clock)
 
     def _revoke(record: Certificate, reason: str, actor: str) -> None:
-        revocation.revoke(services.authority, record, reason, actor=actor,
-                          listeners=getattr(services, "revocation_listeners", ()))
+        listeners = [f for f in (getattr(getattr(services, "ocsp", None), "on_revocation", None),
+                                 getattr(getattr(services, "crl", None), "on_revocation", None)) if f is not None]
+        revocation.revoke(services.authority, record, reason, actor=actor, listeners=listeners)
 
     return _revoke
 

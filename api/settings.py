@@ -27,6 +27,18 @@ class Settings(BaseSettings):
     with_iso15118_20: bool = True
     admin_token_file: Path | None = None  # default: <data_dir>/admin-token
     max_body_bytes: int = 64 * 1024
+    log_format: str = "json"  # json or text
+    log_level: str = "INFO"
+    # OCSP responder and CRLs (docs/ocsp.md)
+    ocsp_response_validity_hours: int = 192  # nextUpdate - thisUpdate: 8 days (stations refresh every 167 h)
+    ocsp_refresh_after_hours: int = 24  # re-sign pre-signed responses older than this
+    ocsp_sign_with_ca_key: bool = False  # sign with the CA key instead of a delegated OCSP signer
+    ocsp_max_age_seconds: int = 3600  # HTTP Cache-Control max-age cap (never beyond nextUpdate)
+    ocsp_background: bool = True  # run the pre-signing refresher and the table poller in the app lifespan
+    ocsp_sync_interval_seconds: float = 0.25  # poll the shared response table (revocations by other instances)
+    ocsp_refresh_interval_seconds: float = 60.0  # maintenance pass: signers, pre-signing, CRLs
+    ocsp_max_concurrent_signing: int = 4  # on-demand signatures at once; beyond that plus a queue: tryLater
+    crl_validity_hours: int = 168
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'pnc.db'}"

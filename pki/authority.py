@@ -12,6 +12,8 @@ import dataclasses
 import datetime as dt
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -75,7 +77,12 @@ class Authority:
         self.backdate = backdate
         self.key_scheme = key_scheme
         self._ca_cert_cache: dict[int, x509.Certificate] = {}
+        self._ca_rows: dict[int | str, tuple[float, CertificateAuthority]] = {}
+        self.ca_cache_ttl = 2.0  # seconds: a CA retired/revoked on another instance is seen within this time
         self._lock = threading.Lock()
+        # Observers are told of every issuance attempt: (kind, outcome, seconds). The API layer hangs metrics here;
+        # the domain does not know Prometheus exists.
+        self.observers: list[Callable[[str, str, float], None]] = []
 
     # --- URLs placed in certificates ---------------------------------------------------------------------
 
@@ -88,14 +95,29 @@ class Authority:
 
     # --- CA lookups --------------------------------------------------------------------------------------
 
+    def _cached_ca(self, key: int | str) -> CertificateAuthority | None:
+        hit = self._ca_rows.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ca_cache_ttl:
+            return hit[1]
+        ca = repo.get_ca(self.db, key) if isinstance(key, int) else repo.get_ca_by_name(self.db, key)
+        if ca is not None:
+            now = time.monotonic()
+            self._ca_rows[_id(ca)] = (now, ca)
+            self._ca_rows[ca.name] = (now, ca)
+        return ca
+
+    def forget_cas(self) -> None:
+        """Drop cached CA rows (after this process changed a CA)."""
+        self._ca_rows.clear()
+
     def ca(self, name: str) -> CertificateAuthority:
-        ca = repo.get_ca_by_name(self.db, name)
+        ca = self._cached_ca(name)
         if ca is None:
             raise NotFound(f"no CA named {name!r}")
         return ca
 
     def ca_by_id(self, ca_id: int) -> CertificateAuthority:
-        ca = repo.get_ca(self.db, ca_id)
+        ca = self._cached_ca(ca_id)
         if ca is None:
             raise NotFound(f"no CA with id {ca_id}")
         return ca
@@ -121,9 +143,15 @@ class Authority:
         profile = get_profile(kind, generation)
         if profile.issuer_kind is None:
             raise PolicyViolation(f"{kind.value} is a root; it is created, not issued from a CSR")
+        key = f"issuer-of:{profile.issuer_kind.value}:{generation.value}"
+        hit = self._ca_rows.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ca_cache_ttl:
+            return hit[1]
         candidates = repo.active_cas_of_kind(self.db, profile.issuer_kind.value, generation.value)
         # a CA whose creation was interrupted (key and row, no certificate yet) must not take over issuance
         candidates = [c for c in candidates if c.certificate_id is not None]
+        if candidates:
+            self._ca_rows[key] = (time.monotonic(), candidates[0])
         if not candidates:
             raise NotFound(f"no active {profile.issuer_kind.value} CA for {generation.value}; run `pnc init`")
         return candidates[0]
@@ -230,6 +258,37 @@ class Authority:
         request_id: str | None = None,
     ) -> Issued:
         """Check the CSR against the profile (and the requester's identity), then issue."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            issued = self._issue_from_csr(csr_data, kind, generation=generation, issuer=issuer, expect=expect,
+                                          validity_days=validity_days, owner=owner, actor=actor,
+                                          request_id=request_id)
+            outcome = "issued"
+            return issued
+        except PolicyViolation:
+            outcome = "refused"
+            raise
+        except InvalidRequest:
+            outcome = "invalid"
+            raise
+        finally:
+            for observer in self.observers:
+                observer(kind.value, outcome, time.perf_counter() - started)
+
+    def _issue_from_csr(
+        self,
+        csr_data: bytes | str,
+        kind: CertKind,
+        *,
+        generation: Generation | None,
+        issuer: str | None,
+        expect: csr_policy.SubjectExpectation | None,
+        validity_days: int | None,
+        owner: str | None,
+        actor: str,
+        request_id: str | None,
+    ) -> Issued:
         csr = csr_policy.load_csr(csr_data)
         issuer_ca = self.ca(issuer) if issuer else None
         gen = generation or (Generation(issuer_ca.generation) if issuer_ca else default_generation(kind))
@@ -338,11 +397,12 @@ class Authority:
                                  request_id=request_id,
                                  details={"kind": profile.kind.value, "subject": record.subject, "owner": owner})
         fingerprint = cert.fingerprint(hashes.SHA256()).hex()
-        final = repo.finalise_certificate(self.db, _id(record), der=der, fingerprint=fingerprint,
+        final = repo.finalise_certificate(self.db, record, der=der, fingerprint=fingerprint,
                                           issued_at=self.clock.now(), audit=audit,
                                           subject_ca_id=subject_ca.id if subject_ca else None)
         if subject_ca is not None:
             repo.update_ca(self.db, _id(subject_ca), certificate_id=final.id)
+            self.forget_cas()
             repo.add_issuer_hashes(self.db, [
                 IssuerHash(ca_id=_id(subject_ca), algorithm=h.algorithm.value, name_hash=h.name_hash,
                            key_hash=h.key_hash)

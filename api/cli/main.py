@@ -134,8 +134,10 @@ def serve(
     from api.app import create_app
 
     settings = Settings()
+    from api.observability import configure_logging
+
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level="info", ws_max_size=65536)
+                log_config=configure_logging(settings.log_format, settings.log_level), ws_max_size=65536)
 
 
 # --- CAs --------------------------------------------------------------------------------------------------
@@ -300,6 +302,11 @@ def token_create(name: str, role: Annotated[str, typer.Option(help=f"One of: {',
     sys.stdout.write(create_token(svc, name, role) + "\n")
 
 
+from api.cli.revocation import crl_app, register_revoke  # noqa: E402 - needs the groups above
+
+register_revoke(cert_app)
+app.add_typer(crl_app, name="crl")
+
 from api.cli import lifecycle as _lifecycle  # noqa: E402 - registers root/job/renew/expiring on the apps above
 
 _lifecycle.register(app, ca_app, cert_app)
@@ -310,6 +317,10 @@ def main() -> None:
         out.width = 160
     app()
 
+
+from api.cli.station import app as station_app  # noqa: E402  (late: it uses this module's helpers)
+
+app.add_typer(station_app, name="station")
 
 if __name__ == "__main__":
     main()

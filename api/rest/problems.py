@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pki.errors import PkiError
@@ -39,6 +40,15 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, str(exc.detail), str(exc.detail), f"Http{exc.status_code}",
                        ) if not isinstance(exc.detail, dict) else problem(exc.status_code, "Error", str(exc.detail),
                                                                          f"Http{exc.status_code}")
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        # The database is down or restarting: a retryable 503, not a crash. Details stay in the server log only.
+        log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+        response = problem(503, "Service unavailable", "the database is unavailable; retry shortly",
+                           "DatabaseUnavailable")
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

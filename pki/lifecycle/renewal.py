@@ -100,6 +100,7 @@ def retire_ca(authority: Authority, name: str, *, force: bool = False, actor: st
         raise Conflict(f"{len(in_use)} valid certificate(s) under {name!r} remain (the last expires {last.date()}); "
                        "revoke or let them expire, or use --force")
     updated = repo.update_ca(authority.db, ca.id, status=CaStatus.RETIRED)
+    authority.forget_cas()  # the authority caches CA rows
     repo.add_audit(authority.db, repo.audit_event(actor, "ca.retire", "success", target=name,
                                                    details={"forced": force, "valid_leaves": len(in_use)}))
     return updated

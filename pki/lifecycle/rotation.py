@@ -599,6 +599,7 @@ class RootRotation:
             ca = repo.get_ca(self.db, ca_id)
             if ca is not None and ca.status == CaStatus.ACTIVE:
                 repo.update_ca(self.db, ca_id, status=CaStatus.RETIRED)
+                self.authority.forget_cas()  # the authority caches CA rows
                 repo.add_audit(self.db, repo.audit_event(job.actor, "ca.retire", "success", target=ca.name,
                                                          details={"job": job.id, "replaced_by":
                                                                   state["ca_map"].get(ca.name)}))

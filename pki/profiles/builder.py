@@ -143,15 +143,42 @@ def check_size(template: CertificateTemplate, issuer_key: Signer) -> int:
     if limit is None:
         return 0
     alg = _algorithm_of(issuer_key)
-    throwaway = new_private_key(alg)
-    probe = _builder(template).sign(throwaway, signature_hash(throwaway, template.profile.generation))
-    worst = len(probe.public_bytes(_DER)) - _signature_len(probe) + max_signature_len(throwaway)
+    key = _size_key(template, alg)
+    worst = _SIZE_CACHE.get(key)
+    if worst is None:
+        throwaway = new_private_key(alg)
+        probe = _builder(template).sign(throwaway, signature_hash(throwaway, template.profile.generation))
+        worst = len(probe.public_bytes(_DER)) - _signature_len(probe) + max_signature_len(throwaway)
+        if len(_SIZE_CACHE) > 10_000:
+            _SIZE_CACHE.clear()
+        _SIZE_CACHE[key] = worst
     if worst > limit:
         raise SizeLimitExceeded(
             f"{template.profile.kind.value} certificate would be {worst} bytes DER, over the "
             f"{limit}-byte limit of {template.profile.generation.value}; shorten the subject"
         )
     return worst
+
+
+_SIZE_CACHE: dict[tuple[object, ...], int] = {}
+
+
+def _size_key(t: CertificateTemplate, alg: KeyAlgorithm) -> tuple[object, ...]:
+    """Everything the DER length depends on: lengths of the variable parts, not their values.
+
+    Serials always have the same length (top bit forced), validity dates switch from UTCTime to GeneralizedTime in
+    2050 (two bytes longer), names and keys contribute their encoded lengths.
+    """
+    from cryptography.hazmat.primitives.serialization import PublicFormat
+
+    return (
+        t.profile.kind, t.profile.generation, alg, t.serial.bit_length(),
+        len(t.subject.public_bytes()), len(t.issuer_name.public_bytes()),
+        len(t.public_key.public_bytes(_DER, PublicFormat.SubjectPublicKeyInfo)),
+        t.not_before.year >= 2050, t.not_after.year >= 2050,
+        len(t.urls.ocsp or ""), len(t.urls.ca_issuers or ""), len(t.urls.crl or ""),
+        tuple(len(n) for n in t.dns_names),
+    )
 
 
 def sign_certificate(template: CertificateTemplate, issuer_key: Signer) -> x509.Certificate:

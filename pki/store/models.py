@@ -117,4 +117,8 @@ class AuditEvent(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     request_id: str | None = Field(default=None, max_length=64)
     details: str | None = Field(default=None, max_length=4096)
+from pki.store.ocsp_models import *  # noqa
+
+from pki.store.ocpp_models import *  # noqa
+
 from pki.store.lifecycle_models import *  # noqa

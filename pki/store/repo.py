@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -121,38 +121,49 @@ def find_issuers(db: Database, algorithm: str, name_hash: str, key_hash: str) ->
 # --- certificates ------------------------------------------------------------------------------------------
 
 
+# Prebuilt statements: SQLAlchemy caches their compiled form, so the hot path pays no statement construction.
+_RESERVE = insert(Certificate).returning(col(Certificate.id))
+_FINALISE = (
+    update(Certificate)
+    .where(col(Certificate.id) == bindparam("record_id"), col(Certificate.status) == CertStatus.PENDING)
+    .values(
+        der=bindparam("der"), fingerprint_sha256=bindparam("fingerprint_sha256"), status=bindparam("status"),
+        issued_at=bindparam("issued_at"), subject_ca_id=bindparam("subject_ca_id"),
+    )
+)
+_AUDIT = insert(AuditEvent)
+
+
 def reserve_certificate(db: Database, record: Certificate) -> Certificate:
-    """Write-ahead: store the pending record (serial reserved) before anything is signed."""
-    with db.session() as s:
-        s.add(record)
+    """Write-ahead: store the pending record (serial reserved) before anything is signed.
+
+    A Core INSERT ... RETURNING rather than the ORM unit of work: this is the issuance hot path.
+    """
+    values = record.model_dump(exclude={"id"})
+    with db.engine.begin() as conn:
         try:
-            s.commit()
+            new_id = conn.execute(_RESERVE, values).scalar_one()
         except IntegrityError as exc:
-            s.rollback()
             raise DuplicateSerial(str(exc.orig)) from None
-        s.refresh(record)
-        return record
+    if new_id is None:
+        raise LookupError("the database returned no id for the reserved record")
+    record.id = new_id
+    return record
 
 
-def finalise_certificate(db: Database, record_id: int, *, der: bytes, fingerprint: str, issued_at: dt.datetime,
+def finalise_certificate(db: Database, record: Certificate, *, der: bytes, fingerprint: str, issued_at: dt.datetime,
                          audit: AuditEvent | None = None, subject_ca_id: int | None = None) -> Certificate:
     """Mark the reserved record valid with its DER, in the same transaction as its audit event."""
-    with db.session() as s:
-        rec = s.get(Certificate, record_id)
-        if rec is None or rec.status != CertStatus.PENDING:
-            raise LookupError(f"no pending certificate record {record_id}")
-        rec.der = der
-        rec.fingerprint_sha256 = fingerprint
-        rec.status = CertStatus.VALID
-        rec.issued_at = issued_at
-        if subject_ca_id is not None:
-            rec.subject_ca_id = subject_ca_id
-        s.add(rec)
+    changes: dict[str, Any] = {"der": der, "fingerprint_sha256": fingerprint, "status": CertStatus.VALID,
+                               "issued_at": issued_at, "subject_ca_id": subject_ca_id}
+    with db.engine.begin() as conn:
+        if conn.execute(_FINALISE, {**changes, "record_id": record.id}).rowcount != 1:
+            raise LookupError(f"no pending certificate record {record.id}")
         if audit is not None:
-            s.add(audit)
-        s.commit()
-        s.refresh(rec)
-        return rec
+            conn.execute(_AUDIT, audit.model_dump(exclude={"id"}))
+    for key, value in changes.items():
+        setattr(record, key, value)
+    return record
 
 
 def abort_certificate(db: Database, record_id: int, reason: str) -> None:

@@ -1,7 +1,7 @@
 """lifecycle jobs, leases, station certificates
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-25 04:20:36.662008
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = '0006'
-down_revision = '0001'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

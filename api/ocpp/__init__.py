@@ -1,0 +1,1 @@
+"""OCPP security endpoint: WebSocket sessions, station handlers, outbox."""

@@ -1,0 +1,274 @@
+"""The OCSP HTTP binding (RFC 6960 Appendix A, RFC 5019 §5-6) and CRL downloads, on a lean ASGI path.
+
+:class:`OcspHttp` is a pure ASGI middleware in front of FastAPI: requests for ``/ocsp`` and ``/crl/`` are answered
+here, before FastAPI's routing, dependency injection and exception middleware (~50-65 µs per request saved; the
+hot path is a dict lookup and one ``send``). Everything else passes through untouched.
+
+- ``POST /ocsp`` (``application/ocsp-request``, at most ``max_body_bytes``) and ``GET /ocsp/{url-encoded base64}``.
+- Successful answers carry the RFC 5019 §6.2 cache headers: ``Cache-Control: max-age=N, public, no-transform,
+  must-revalidate``, ``ETag``, ``Last-Modified`` (producedAt), ``Expires`` (nextUpdate). Responses to requests with
+  a nonce are unique to that request and sent with ``Cache-Control: no-store``.
+- OCSP-level errors (malformedRequest, unauthorized, tryLater) are HTTP 200 with the OCSP error body, as RFC 6960
+  clients expect; HTTP-level misuse gets 405 / 413 / 415. Nothing here answers 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import unquote
+
+from api.context import Services
+from pki.clock import utc
+from pki.errors import PkiError
+from pki.ocsp import MALFORMED, TRY_LATER, CachedResponse, OcspAnswer
+
+log = logging.getLogger("pnc.ocsp.http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OCSP_RESPONSE = b"application/ocsp-response"
+_CRL_FILE = re.compile(r"^/crl/(?P<name>[a-z0-9][a-z0-9-]{0,63})\.(?P<ext>crl|pem)$")
+_NO_STORE = [(b"cache-control", b"no-store")]
+
+
+class OcspHttp:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int = 64 * 1024, max_waiting: int = 64) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.max_waiting = max_waiting
+        self._semaphore: asyncio.Semaphore | None = None
+        self._waiting = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/ocsp") and (len(path) == 5 or path[5] == "/"):
+                await self._ocsp(scope, receive, send)
+                return
+            if path.startswith("/crl/"):
+                await self._crl(scope, send)
+                return
+        await self.app(scope, receive, send)
+
+    # --- OCSP ---------------------------------------------------------------------------------------------
+
+    async def _ocsp(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services: Services = scope["app"].state.services
+        method = scope["method"]
+        if method == "POST":
+            ctype = _header(scope, b"content-type")
+            if ctype is not None and ctype.split(b";")[0].strip().lower() != b"application/ocsp-request":
+                await _plain(send, 415, b"use Content-Type: application/ocsp-request")
+                return
+            length = _header(scope, b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                await _plain(send, 413, b"OCSP request too large")
+                return
+            body = await _read_body(receive, self.max_body)
+            if body is None:
+                await _plain(send, 413, b"OCSP request too large")
+                return
+        elif method == "GET":
+            body = _decode_get(scope)
+            if body is None:
+                await _answer(send, OcspAnswer(MALFORMED, False), services, scope)
+                return
+        else:
+            await _plain(send, 405, b"OCSP accepts GET and POST", extra=[(b"allow", b"GET, POST")])
+            return
+        ocsp = services.ocsp
+        hit = ocsp.fast(body)
+        if hit is not None:
+            await _send_cached(send, hit, services, scope)
+            return
+        answer = await self._respond(services, body)
+        await _answer(send, answer, services, scope)
+
+    async def _respond(self, services: Services, body: bytes) -> OcspAnswer:
+        """Cache miss: sign on demand in a worker thread, at most N at once plus a bounded queue, else tryLater."""
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(max(1, services.settings.ocsp_max_concurrent_signing))
+        if self._semaphore.locked() and self._waiting >= self.max_waiting:
+            return OcspAnswer(TRY_LATER, False)
+        self._waiting += 1
+        try:
+            async with self._semaphore:
+                return await asyncio.to_thread(services.ocsp.respond, body)
+        except Exception as exc:  # respond() does not raise; this is the last line of defence against a 500
+            log.warning("OCSP request failed: %s", type(exc).__name__)
+            return OcspAnswer(TRY_LATER, False)
+        finally:
+            self._waiting -= 1
+
+    # --- CRL ----------------------------------------------------------------------------------------------
+
+    async def _crl(self, scope: Scope, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await _plain(send, 405, b"CRLs are read with GET", extra=[(b"allow", b"GET, HEAD")])
+            return
+        match = _CRL_FILE.match(scope["path"])
+        if match is None:
+            await _plain(send, 404, b"use /crl/<ca>.crl (DER) or /crl/<ca>.pem")
+            return
+        services: Services = scope["app"].state.services
+
+        def load() -> tuple[bytes, Any] | None:
+            try:
+                ca = services.authority.ca(match["name"])
+                record = services.crl.current(ca)
+            except PkiError:
+                return None
+            data = record.der if match["ext"] == "crl" else services.crl.pem(record)
+            return data, record
+
+        try:
+            found = await asyncio.to_thread(load)
+        except Exception as exc:
+            log.warning("CRL download failed: %s", type(exc).__name__)
+            await _plain(send, 503, b"CRL temporarily unavailable", extra=[(b"retry-after", b"5")])
+            return
+        if found is None:
+            await _plain(send, 404, b"no such CA")
+            return
+        data, record = found
+        next_update = utc(record.next_update)
+        max_age = max(0, min(int(next_update.timestamp() - time.time()), 3600))
+        ctype = b"application/pkix-crl" if match["ext"] == "crl" else b"application/x-pem-file"
+        headers = [
+            (b"content-type", ctype), (b"content-length", str(len(data)).encode()),
+            (b"cache-control", f"max-age={max_age}, public, no-transform, must-revalidate".encode()),
+            (b"last-modified", format_datetime(utc(record.this_update), usegmt=True).encode()),
+            (b"expires", format_datetime(next_update, usegmt=True).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _decode_get(scope: Scope) -> bytes | None:
+    """``/ocsp/{url-encoded base64}``; also tolerates un-encoded ``/`` and ``+`` and the URL-safe alphabet."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    raw_path = bytes(raw).split(b"?", 1)[0]
+    if not raw_path.startswith(b"/ocsp/") or len(raw_path) <= 6 or len(raw_path) > 8192:
+        return None
+    text = unquote(raw_path[6:].decode("latin-1")).strip()
+    text = text.replace("-", "+").replace("_", "/").replace(" ", "+")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+async def _plain(send: Send, status: int, message: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(message)).encode()),
+               *_NO_STORE, *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": message})
+
+
+async def _send_cached(send: Send, entry: CachedResponse, services: Services, scope: Scope) -> None:
+    max_age = int(entry.next_update_ts - time.time())
+    max_age = max(0, min(max_age, services.settings.ocsp_max_age_seconds))
+    inm = _header(scope, b"if-none-match")
+    status = 304 if inm is not None and inm.decode("latin-1") == entry.etag else 200
+    headers = [
+        (b"content-type", OCSP_RESPONSE),
+        (b"content-length", b"0" if status == 304 else str(len(entry.der)).encode()),
+        (b"cache-control", b"max-age=%d, public, no-transform, must-revalidate" % max_age),
+        (b"etag", entry.etag.encode()),
+        (b"last-modified", entry.last_modified.encode()),
+        (b"expires", entry.expires.encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if status == 304 else entry.der})
+
+
+async def _answer(send: Send, answer: OcspAnswer, services: Services, scope: Scope) -> None:
+    if answer.cached is not None:
+        await _send_cached(send, answer.cached, services, scope)
+        return
+    headers = [(b"content-type", OCSP_RESPONSE), (b"content-length", str(len(answer.der)).encode()), *_NO_STORE]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.der})
+
+
+# --- background work in the app lifespan -------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def background(services: Services) -> AsyncIterator[None]:
+    """Run the table poller (revocations by other instances) and the maintenance pass while the app lives."""
+    settings = services.settings
+    try:
+        await asyncio.to_thread(services.ocsp.load)
+        await asyncio.to_thread(services.ocsp.sync_from_store)
+    except Exception as exc:  # database down at start: serve what we can, keep trying in the loops
+        log.warning("OCSP warm start failed: %s", type(exc).__name__)
+    if not settings.ocsp_background:
+        yield
+        return
+    stop = asyncio.Event()
+
+    async def loop(interval: float, *work: Callable[[], object]) -> None:
+        while not stop.is_set():
+            for job in work:
+                try:
+                    await asyncio.to_thread(job)
+                except Exception as exc:
+                    log.warning("OCSP background job %s failed: %s", getattr(job, "__name__", job),
+                                type(exc).__name__)
+                if stop.is_set():
+                    return
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
+    tasks = [
+        asyncio.create_task(loop(settings.ocsp_sync_interval_seconds, services.ocsp.sync_from_store)),
+        asyncio.create_task(loop(settings.ocsp_refresh_interval_seconds, services.ocsp.refresh,
+                                 services.crl.maintain)),
+    ]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait(tasks, timeout=30)
+        for task in tasks:
+            task.cancel()

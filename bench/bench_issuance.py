@@ -1,0 +1,134 @@
+"""Station-certificate issuance end to end vs. the raw crypto limit, measured side by side in one run.
+
+Reference ("raw crypto"): load the PEM CSR, verify its signature, build the certificate with the same extensions
+count, sign with the same P-256 CA key, DER-encode — what issuance cannot avoid.
+pnc-pki: `Authority.issue_from_csr` (policy checks, write-ahead record, signature, finalise + audit) on SQLite or
+PostgreSQL, and the same through the REST API (`POST /api/v1/certificates`, uvicorn, keep-alive client).
+
+Usage: .venv/bin/python -m bench.bench_issuance [--n 2000] [--db postgresql+psycopg://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from pki.authority import Authority
+from pki.hierarchy import OCPP_SPECS, HierarchyPlan, create_hierarchies
+from pki.keys.base import KeyAlgorithm, KeyManager
+from pki.keys.file import FileKeyStore
+from pki.profiles import CertKind, Generation
+from pki.store.repo import Database
+from tests.helpers import make_csr, p256
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def raw_crypto(csrs: list[bytes], key: object) -> float:
+    start = time.perf_counter()
+    for pem in csrs:
+        csr = x509.load_pem_x509_csr(pem)
+        assert csr.is_signature_valid
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder().subject_name(csr.subject).issuer_name(csr.subject).public_key(csr.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(csr.public_key()), critical=False)
+            .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+        )
+        cert.public_bytes(serialization.Encoding.DER)
+    return time.perf_counter() - start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--db", default="")
+    ap.add_argument("--no-rest", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pnc-bench-"))
+    url = args.db or f"sqlite:///{tmp / 'bench.db'}"
+    db = Database(url)
+    db.migrate()
+    keys = KeyManager()
+    keys.register(FileKeyStore(tmp / "keys", b"bench-passphrase"))
+    authority = Authority(db, keys, public_url="http://127.0.0.1:8080")
+    create_hierarchies(authority, [HierarchyPlan(Generation.OCPP, OCPP_SPECS, KeyAlgorithm.P256)],
+                       organization="Bench CPO", country="DE")
+    csrs = [make_csr(p256(), CN=f"SN-{i}", O="Bench CPO") for i in range(args.n)]
+    ca_key = keys.signer(authority.issuer_for(CertKind.STATION_CLIENT, Generation.OCPP).key_uri)
+
+    raw_crypto(csrs[:50], ca_key)  # warm-up
+    raw_s = raw_crypto(csrs, ca_key)
+    lat = []
+    start = time.perf_counter()
+    for pem in csrs:
+        t = time.perf_counter()
+        authority.issue_from_csr(pem, CertKind.STATION_CLIENT)
+        lat.append(time.perf_counter() - t)
+    pnc_s = time.perf_counter() - start
+    raw_rate, pnc_rate = args.n / raw_s, args.n / pnc_s
+    print(f"backend: {url.split(':')[0]}, n={args.n}, one thread")
+    print(f"raw crypto:        {raw_rate:8.0f} certificates/s")
+    print(f"pnc Authority:     {pnc_rate:8.0f} certificates/s  ratio {pnc_rate / raw_rate:6.1%}  "
+          f"p50 {statistics.median(lat) * 1e3:.2f} ms  p99 {sorted(lat)[int(0.99 * len(lat))] * 1e3:.2f} ms")
+    db.dispose()
+    if args.no_rest:
+        return
+
+    port = free_port()
+    env = {**os.environ, "PNC_DATA_DIR": str(tmp / "var"), "PNC_KEY_PASSPHRASE": "bench-passphrase",
+           "PNC_WITH_ISO15118_20": "false", "PNC_ORGANIZATION": "Bench CPO", "PNC_LOG_LEVEL": "WARNING"}
+    if args.db:
+        env["PNC_DATABASE_URL"] = args.db
+    server = subprocess.Popen([str(Path(sys.executable).parent / "pnc"), "serve", "--port", str(port)], env=env,
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        token = (tmp / "var" / "admin-token").read_text().strip()
+        n = min(args.n, 1000)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
+            start = time.perf_counter()
+            lat = []
+            for pem in csrs[:n]:
+                t = time.perf_counter()
+                r = client.post("/api/v1/certificates", json={"kind": "station-client", "csr": pem.decode()})
+                assert r.status_code == 201, r.text
+                lat.append(time.perf_counter() - t)
+            rest_s = time.perf_counter() - start
+        rest_rate = n / rest_s
+        print(f"pnc REST (1 conn): {rest_rate:8.0f} certificates/s  ratio {rest_rate / raw_rate:6.1%}  "
+              f"p50 {statistics.median(lat) * 1e3:.2f} ms  p99 {sorted(lat)[int(0.99 * len(lat))] * 1e3:.2f} ms")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""A real uvicorn server on a free port, and stations driven by the `ocpp` package's own ChargePoint."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+
+from api.app import create_app
+from api.context import Services
+from api.ocpp.runtime import OcppRuntime
+from api.ocpp.settings import OcppSettings
+from pki import stations
+
+PASSWORD = "station-password-0123456789"
+
+
+@dataclass
+class Server:
+    url: str
+    http: str
+    runtime: OcppRuntime
+    services: Services
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def ocpp_settings() -> OcppSettings:
+    return OcppSettings(outbox_tick=0.2, outbox_backoff_base=0.2, outbox_backoff_max=1.0, call_timeout=5.0,
+                        max_frame_bytes=32_768)
+
+
+@pytest.fixture
+def server(services: Services, ocpp_settings: OcppSettings) -> Iterator[Server]:
+    app = create_app(services=services)
+    runtime = OcppRuntime(services, ocpp_settings)
+    app.state.ocpp = runtime
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio",
+                            lifespan="on")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield Server(f"ws://127.0.0.1:{port}/ocpp", f"http://127.0.0.1:{port}", runtime, services)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+def register(services: Services, station_id: str, *, serial: str | None = None, org: str = "Test CPO",
+             seccs: tuple[str, ...] = ("DE*PNC*E12345*1",), profile: int = 1, integration: str = "direct") -> None:
+    stations.register_station(services.db, stations.StationSpec(
+        station_id=station_id, serial_number=serial or f"SN-{station_id}", organization=org, secc_ids=seccs,
+        security_profile=profile, password=PASSWORD if profile < 3 else None, integration=integration),
+        scrypt_n=2**10)
+
+
+def basic(station_id: str, password: str = PASSWORD) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()}
+
+
+def run(coro: object, timeout: float = 30) -> object:
+    return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
