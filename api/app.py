@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import background, console, observability, ocsp_http
+from api import background, console, lifecycle, observability, ocsp_http
 from api.context import Services, bootstrap, build_services
 from api.deps import register_public, register_station_route
 from api.middleware import LimitsMiddleware
@@ -20,6 +20,7 @@ from api.rest import (
     cas,
     certificates,
     csms,
+    lifecycle_api,
     ocsp_api,
     problems,
     public,
@@ -44,11 +45,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if metrics.observe_issuance not in svc.authority.observers:
             svc.authority.observers.append(metrics.observe_issuance)
         checkpointer = background.start(svc)
+        stop_lifecycle = lifecycle.start_background(svc)
         try:
             async with ocsp_http.background(svc):
                 yield
         finally:
             await background.stop(checkpointer)
+            stop_lifecycle()
             if own:
                 svc.close()
 
@@ -83,4 +86,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         register_public(path, "operator console shell (static files, no data)")
     app.include_router(contracts_router)
     ocsp_http.install(app, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path in front of all
+    app.include_router(lifecycle_api.router)
     return app

@@ -148,6 +148,8 @@ class Authority:
         if hit is not None and time.monotonic() - hit[0] < self.ca_cache_ttl:
             return hit[1]
         candidates = repo.active_cas_of_kind(self.db, profile.issuer_kind.value, generation.value)
+        # a CA whose creation was interrupted (key and row, no certificate yet) must not take over issuance
+        candidates = [c for c in candidates if c.certificate_id is not None]
         if candidates:
             self._ca_rows[key] = (time.monotonic(), candidates[0])
         if not candidates:

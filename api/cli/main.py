@@ -362,6 +362,10 @@ from api.cli.revocation import crl_app, register_revoke  # noqa: E402 - needs th
 register_revoke(cert_app)
 app.add_typer(crl_app, name="crl")
 
+from api.cli import lifecycle as _lifecycle  # noqa: E402 - registers root/job/renew/expiring on the apps above
+
+_lifecycle.register(app, ca_app, cert_app)
+
 
 from api.cli.contracts import contract_app, trust_app  # noqa: E402 - needs handle_errors defined above
 

@@ -131,3 +131,5 @@ from pki.store.ocpp_models import *  # noqa
 from pki.store.ocsp_models import *  # noqa
 from pki.store.security_models import *  # noqa: E402,F403
 from pki.store.contract_models import *  # noqa
+
+from pki.store.lifecycle_models import *  # noqa
