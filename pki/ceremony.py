@@ -205,6 +205,7 @@ def _store_ca_certificate(authority: Authority, ca: CertificateAuthority, issuer
     except repo.DuplicateSerial:
         raise Conflict("this certificate (or its serial) is already known") from None
     updated = repo.update_ca(authority.db, ca.id, certificate_id=stored.id, status="active")
+    authority.forget_cas()  # the authority caches CA rows
     repo.add_issuer_hashes(authority.db, [
         IssuerHash(ca_id=ca.id, algorithm=h.algorithm.value, name_hash=h.name_hash, key_hash=h.key_hash)
         for h in issuer_hashes(cert)

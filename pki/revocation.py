@@ -142,6 +142,7 @@ def revoke(
         if updated is not None:
             if updated.subject_ca_id is not None:
                 authority._ca_cert_cache.pop(updated.subject_ca_id, None)
+                authority.forget_cas()  # the CA row changed status: no cached "active" may outlive it here
                 ocsp_repo.stale_responses_of_issuer(db, updated.subject_ca_id, now)
             _notify(listeners, RevocationEvent(updated, "revoke", why, updated.subject_ca_id is not None))
             return RevocationResult(updated, True)
@@ -174,6 +175,7 @@ def release_hold(
             ca_status=CaStatus.ACTIVE, expect=(current.status, current.revocation_reason))
         if updated is not None:
             if updated.subject_ca_id is not None:
+                authority.forget_cas()
                 ocsp_repo.stale_responses_of_issuer(db, updated.subject_ca_id, now)
             _notify(listeners, RevocationEvent(updated, "release", RevocationReason.REMOVE_FROM_CRL,
                                                updated.subject_ca_id is not None))
