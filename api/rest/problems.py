@@ -50,6 +50,11 @@ def install(app: FastAPI) -> None:
         response.headers["Retry-After"] = "1"
         return response
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # An id, offset or limit beyond what the database's integer columns hold (found by fuzzing).
+        return problem(400, "Request refused", "a number in the request is out of range", "OutOfRange")
+
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error: %s", type(exc).__name__)  # no message: it could carry input data

@@ -55,7 +55,7 @@ def _fuzz(services: Services, admin_token: str, examples: int) -> int:
                                  operation.as_strategy(schemathesis.GenerationMode.NEGATIVE))
 
             @given(case=strategy)
-            @settings(max_examples=examples, deadline=None, database=None,
+            @settings(max_examples=examples, deadline=None, database=None, derandomize=not os.environ.get("PNC_FUZZ_LONG"),
                       suppress_health_check=list(HealthCheck))
             def run(case: schemathesis.Case) -> None:
                 response = _send(client, case, admin_token)
