@@ -18,10 +18,11 @@ run: $(STAMP)
 
 ORACLE := .oracle-venv/.ready
 
-# The EXIficient test oracle (Java + the iso15118 wheel in its own venv). Best effort: without Java the oracle
+# The independent peers: the EXIficient oracle and Josev as the EV (Java + the iso15118 wheel, own venvs). Best effort: without Java the oracle
 # tests skip loudly instead of failing the run.
-$(ORACLE): tests/oracle/setup_oracle.sh
+$(ORACLE): tests/oracle/setup_oracle.sh tests/interop/setup_josev.sh
 	-bash tests/oracle/setup_oracle.sh && touch $(ORACLE)
+	-bash tests/interop/setup_josev.sh
 
 oracle: $(ORACLE)
 

@@ -38,7 +38,7 @@ pytestmark = [
 @pytest.fixture
 def pg(tmp_path: Path) -> Iterator[tuple[Database, str, Path, Authority]]:
     schema = f"r_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
+    admin = create_engine(PG_URL, pool_pre_ping=True)  # survives the restart test's database restart
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine = create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"}, pool_pre_ping=True)
