@@ -14,8 +14,13 @@ from pki.store import repo
 
 def test_checkpoint_loop_signs_the_head(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
+    real_sleep = asyncio.sleep
+    interval = services.settings.audit_checkpoint_seconds
 
-    async def fake_sleep(seconds: float, *_: Any) -> None:  # the loop's interval, without waiting
+    async def fake_sleep(seconds: float, *args: Any) -> None:  # the loop's interval, without waiting
+        if seconds != interval:  # asyncio is global: other event loops' sleeps pass through untouched
+            await real_sleep(seconds, *args)
+            return
         calls.append(seconds)
         if len(calls) > 2:
             raise asyncio.CancelledError
