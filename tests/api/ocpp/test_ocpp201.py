@@ -183,6 +183,10 @@ def test_install_get_delete_round_trip_while_the_station_reconnects(server: Serv
                                     {"certificateHashData": h}, actor="test")
             while len(cp.roots) != 1:
                 await asyncio.sleep(0.05)
+            # the station's handler has run; its answer reaches the outbox a moment later: stay connected until then
+            while not any(r.action == "DeleteCertificate" and r.status == "answered"
+                          for r in await asyncio.to_thread(ocpp_repo.list_outbox, db, station_id="CS4")):
+                await asyncio.sleep(0.05)
 
     run(second_visit())
     rows = ocpp_repo.list_outbox(db, station_id="CS4")
