@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     country: str = "DE"
     dev_mode: bool = True  # generate a development PKI and admin token on first start
     with_iso15118_20: bool = True
+    # per-kind validity in days, within each profile's hard maximum: "secc-leaf=60:90,contract-leaf=365" (default[:max])
+    validity_days: str = ""
     admin_token_file: Path | None = None  # default: <data_dir>/admin-token
     max_body_bytes: int = 64 * 1024
     log_format: str = "json"  # json or text

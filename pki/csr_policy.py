@@ -7,6 +7,7 @@ Following step-ca's "sign options", a policy is a list of small single-purpose c
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -110,6 +111,19 @@ def _describe_key(key: object) -> str:
     return type(key).__name__
 
 
+def _check_value(key: str, value: str) -> None:
+    """No blank values, no padding, no control or format characters: names are compared and displayed verbatim
+    (audit log, operator console, station logs), so what cannot be seen must not be in them."""
+    if not value.strip():
+        raise PolicyViolation(f"subject {key} is empty", code="InvalidSubject")
+    if value != value.strip():
+        raise PolicyViolation(f"subject {key} {value!r} has leading or trailing whitespace", code="InvalidSubject")
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            raise PolicyViolation(f"subject {key} contains the non-printable character U+{ord(ch):04X}",
+                                  code="InvalidSubject")
+
+
 def check_attributes(csr: x509.CertificateSigningRequest, profile: Profile, expect: SubjectExpectation) -> None:
     attrs = name_attributes(csr.subject)
     unknown = set(attrs) - set(profile.allowed_subject_attributes)
@@ -117,6 +131,13 @@ def check_attributes(csr: x509.CertificateSigningRequest, profile: Profile, expe
         raise PolicyViolation(f"subject attributes {sorted(unknown)} are not allowed", code="InvalidSubject")
     if not attrs.get("CN"):
         raise PolicyViolation("subject has no CN", code="InvalidSubject")
+    for key, values in attrs.items():
+        for value in values:
+            _check_value(key, value)
+    missing = [key for key in sorted(profile.required_subject_attributes) if not attrs.get(key)]
+    if missing:
+        raise PolicyViolation(f"subject has no {', '.join(missing)}; {profile.kind.value} requires it",
+                              code="InvalidSubject")
     _single(attrs, "CN")
     _single(attrs, "O")
     country = _single(attrs, "C")
@@ -143,7 +164,11 @@ def check_common_name(csr: x509.CertificateSigningRequest, profile: Profile, exp
     rule = profile.cn_rule
     try:
         if rule is CnRule.EMAID:
-            identifiers.parse_emaid(cn, require_check_digit=True)
+            emaid = identifiers.parse_emaid(cn, require_check_digit=True)
+            if emaid.normalized != cn:
+                # the EV copies the CN into eMAID fields of at most 15 characters (ISO 15118-2 eMAIDType)
+                raise PolicyViolation(f"subject CN: EMAID {cn!r} must be written as {emaid.normalized!r} (upper case, "
+                                      "no separators, 15 characters)", code="InvalidSubject")
         elif rule is CnRule.PCID:
             identifiers.parse_pcid(cn)
         elif rule is CnRule.EVSE_OR_SECC_ID:
@@ -155,7 +180,8 @@ def check_common_name(csr: x509.CertificateSigningRequest, profile: Profile, exp
         if "://" in cn or _IPV4.match(cn) or ":" in cn:
             raise PolicyViolation(f"subject CN {cn!r} must be the station serial number, not a URL or IP address",
                                   code="InvalidSubject")
-    if rule is CnRule.FQDN and not _FQDN.match(cn):
+    if rule is CnRule.FQDN and (not _FQDN.match(cn) or _IPV4.match(cn)):
+        # A00.FR.510: the CSMS server certificate names the host, not an address
         raise PolicyViolation(f"subject CN {cn!r} is not a fully qualified domain name", code="InvalidSubject")
     if len(cn) > 64:
         raise PolicyViolation(f"subject CN is {len(cn)} characters; X.509 allows 64", code="InvalidSubject")

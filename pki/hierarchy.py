@@ -32,27 +32,36 @@ class CaSpec:
 
 
 def _chain(prefix: str, root: CertKind, sub1: CertKind, sub2: CertKind, label: str, root_name: str | None = None,
-           root_cn: str | None = None) -> list[CaSpec]:
+           root_cn: str | None = None, tag: str = "") -> list[CaSpec]:
     specs = []
     if root_name is None:
         root_name = f"{prefix}-root"
-        specs.append(CaSpec(root_name, root, root_cn or f"{label} Root CA"))
+        specs.append(CaSpec(root_name, root, root_cn or f"{label} Root CA{tag}"))
     specs += [
-        CaSpec(f"{prefix}-sub1", sub1, f"{label} Sub-CA 1", root_name),
-        CaSpec(f"{prefix}-sub2", sub2, f"{label} Sub-CA 2", f"{prefix}-sub1"),
+        CaSpec(f"{prefix}-sub1", sub1, f"{label} Sub-CA 1{tag}", root_name),
+        CaSpec(f"{prefix}-sub2", sub2, f"{label} Sub-CA 2{tag}", f"{prefix}-sub1"),
     ]
     return specs
 
 
+# Distinct CAs need distinct names: with the -2 and -20 roots in one trust store (a station supporting both), a
+# relying party that looks issuers up by name finds the wrong CA (`openssl verify` then fails the -20 chain).
+_GENERATION_TAGS = {"": "", "20": " (ISO 15118-20)", "448": " (ISO 15118-20 Ed448)"}
+
+
 def iso15118_specs(suffix: str = "") -> list[CaSpec]:
-    """V2G root with CPO and CPS chains; MO and OEM each with their own root."""
+    """V2G root with CPO and CPS chains; MO and OEM each with their own root. ``suffix`` names a parallel hierarchy
+    (``20``: ISO 15118-20 P-521, ``448``: Ed448); its CAs get a tag in their CN so that every CA name is unique."""
     v2g = f"v2g{suffix}-root"
+    tag = _GENERATION_TAGS.get(suffix, f" ({suffix})")
     return [
-        CaSpec(v2g, CertKind.V2G_ROOT, "V2G Root CA"),
-        *_chain(f"cpo{suffix}", CertKind.V2G_ROOT, CertKind.CPO_SUB1, CertKind.CPO_SUB2, "CPO", root_name=v2g),
-        *_chain(f"cps{suffix}", CertKind.V2G_ROOT, CertKind.CPS_SUB1, CertKind.CPS_SUB2, "CPS", root_name=v2g),
-        *_chain(f"mo{suffix}", CertKind.MO_ROOT, CertKind.MO_SUB1, CertKind.MO_SUB2, "MO"),
-        *_chain(f"oem{suffix}", CertKind.OEM_ROOT, CertKind.OEM_SUB1, CertKind.OEM_SUB2, "OEM"),
+        CaSpec(v2g, CertKind.V2G_ROOT, f"V2G Root CA{tag}"),
+        *_chain(f"cpo{suffix}", CertKind.V2G_ROOT, CertKind.CPO_SUB1, CertKind.CPO_SUB2, "CPO", root_name=v2g,
+                tag=tag),
+        *_chain(f"cps{suffix}", CertKind.V2G_ROOT, CertKind.CPS_SUB1, CertKind.CPS_SUB2, "CPS", root_name=v2g,
+                tag=tag),
+        *_chain(f"mo{suffix}", CertKind.MO_ROOT, CertKind.MO_SUB1, CertKind.MO_SUB2, "MO", tag=tag),
+        *_chain(f"oem{suffix}", CertKind.OEM_ROOT, CertKind.OEM_SUB1, CertKind.OEM_SUB2, "OEM", tag=tag),
     ]
 
 

@@ -31,7 +31,8 @@ Layout:
 - `ca/<name>.key.pem` — their keys (encrypted PKCS#8)
 - `leaf/<kind>.pem`, `leaf/<kind>.chain.pem` (leaf, Sub-CA 2, Sub-CA 1), `leaf/<kind>.key.pem` — one sample leaf
   per kind: SECC (EVSE ID `{evse}`), CPS, contract (EMAID `{emaid}`), OEM provisioning (PCID `{pcid}`), CSMS server
-  (`localhost`), charging-station client (serial `{station}`).
+  (`localhost`), charging-station client (serial `{station}`); `secc20`, `cps20`, `contract20`, `oem-prov20` are the
+  ISO 15118-20 (P-521) counterparts.
 - `trust/*.pem` — root bundles per hierarchy.
 
 Regenerate with `PNC_DATA_DIR=$(mktemp -d) pnc init --dev` (each run creates fresh keys).
@@ -102,9 +103,10 @@ def write_dev_pki(svc: Services, out_dir: Path) -> list[Path]:
          [x509.NameAttribute(cn, SAMPLE_STATION), x509.NameAttribute(o, org)]),
     ]
     if any(ca.generation == Generation.ISO15118_20.value for ca in a.cas()):
-        samples.append(("secc20", CertKind.SECC_LEAF, Generation.ISO15118_20, KeyAlgorithm.P521,
-                        [x509.NameAttribute(cn, SAMPLE_EVSE), x509.NameAttribute(o, org),
-                         x509.NameAttribute(c, country), x509.NameAttribute(dc, "CPO")]))
+        # the same leaves for ISO 15118-20 (P-521), so every -20 chain has a sample too
+        kinds20 = {"secc": "secc20", "cps": "cps20", "contract": "contract20", "oem-prov": "oem-prov20"}
+        samples += [(kinds20[label], kind, Generation.ISO15118_20, KeyAlgorithm.P521, attrs)
+                    for label, kind, gen, _alg, attrs in list(samples) if label in kinds20]
     for label, kind, gen, alg, attrs in samples:
         key = new_private_key(alg)
         issued = a.issue_from_csr(_csr(key, attrs), kind, generation=gen, owner=f"dev-{label}", actor="cli:init-dev")

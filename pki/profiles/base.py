@@ -113,6 +113,7 @@ class Profile:
     allowed_subject_attributes: frozenset[str] = field(
         default_factory=lambda: frozenset({"CN", "O", "OU", "C", "DC", "L", "ST"})
     )
+    required_subject_attributes: frozenset[str] = frozenset({"CN"})
 
     @property
     def is_root(self) -> bool:

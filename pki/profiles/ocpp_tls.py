@@ -31,6 +31,9 @@ _TLS_KEYS = frozenset(
     }
 )
 
+# A00.FR.509: O = the organisation owning the certificate (the CSMS checks it on every TLS connect, A00.FR.404)
+_CN_AND_O = frozenset({"CN", "O"})
+
 OCPP_PROFILES = [
     Profile(
         kind=CertKind.CSMS_ROOT, generation=Generation.OCPP, is_ca=True, path_length=None, key_usage=CA_USAGE,
@@ -48,6 +51,7 @@ OCPP_PROFILES = [
         key_usage=KeyUsageFlags(digital_signature=True), key_algorithms=_TLS_KEYS,
         default_validity_days=365, max_validity_days=398, extended_key_usage=(SERVER_AUTH,),
         crl_distribution_point=True, cn_rule=CnRule.FQDN, issuer_kind=CertKind.CSMS_SUB,
+        required_subject_attributes=_CN_AND_O,
         description="CSMS TLS server certificate (CN = FQDN, SAN dNSName = FQDN for modern TLS clients)",
     ),
     Profile(
@@ -55,6 +59,7 @@ OCPP_PROFILES = [
         key_usage=KeyUsageFlags(digital_signature=True), key_algorithms=_TLS_KEYS,
         default_validity_days=365, max_validity_days=2 * 365, extended_key_usage=(CLIENT_AUTH,),
         crl_distribution_point=True, cn_rule=CnRule.STATION_SERIAL, issuer_kind=CertKind.CSMS_SUB,
+        required_subject_attributes=_CN_AND_O,
         description="Charging-station TLS client certificate (security profile 3): CN = serial, O = organisation",
     ),
 ]

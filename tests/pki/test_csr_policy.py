@@ -17,6 +17,14 @@ from tests.helpers import make_csr, p256, rsa_key
 SECC = {"CN": "DE*PNC*E12345*1", "O": "Test CPO", "C": "DE", "DC": "CPO"}
 
 
+def _raw_csr(**attrs: str) -> bytes:
+    """A CSR with values the builder would refuse (empty CN): a hostile client does not use our builder."""
+    oids = {"CN": x509.NameOID.COMMON_NAME, "O": x509.NameOID.ORGANIZATION_NAME}
+    subject = x509.Name([x509.NameAttribute(oids[k], v, _validate=False) for k, v in attrs.items()])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(p256(), hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
 def _tampered(csr_pem: bytes) -> bytes:
     csr = x509.load_pem_x509_csr(csr_pem)
     der = bytearray(csr.public_bytes(serialization.Encoding.DER))
@@ -53,10 +61,34 @@ def _tampered(csr_pem: bytes) -> bytes:
          CertKind.SECC_LEAF, InvalidRequest, "not a parsable PKCS#10"),
         (lambda: b"\x00\x01garbage", CertKind.SECC_LEAF, InvalidRequest, "not a parsable PKCS#10"),
         (lambda: b"A" * 20_000, CertKind.SECC_LEAF, InvalidRequest, "over the 10000-byte limit"),
+        (lambda: make_csr(p256(), CN="SN-1"), CertKind.STATION_CLIENT, PolicyViolation,
+         "subject has no O; station-client requires it"),
+        (lambda: make_csr(p256(), CN="csms.example.com"), CertKind.CSMS_SERVER, PolicyViolation,
+         "subject has no O; csms-server requires it"),
+        (lambda: _raw_csr(CN="SN-1", O=""), CertKind.STATION_CLIENT, PolicyViolation, "subject O is empty"),
+        (lambda: _raw_csr(CN="", O="Test CPO"), CertKind.STATION_CLIENT, PolicyViolation, "subject CN is empty"),
+        (lambda: make_csr(p256(), CN="   ", O="Test CPO"), CertKind.STATION_CLIENT, PolicyViolation,
+         "subject CN is empty"),
+        (lambda: make_csr(p256(), CN=" SN-1", O="Test CPO"), CertKind.STATION_CLIENT, PolicyViolation,
+         "leading or trailing whitespace"),
+        (lambda: make_csr(p256(), CN="SN-1\nCN=admin", O="Test CPO"), CertKind.STATION_CLIENT, PolicyViolation,
+         "non-printable character U\\+000A"),
+        (lambda: make_csr(p256(), CN="SN-1", O="Test\u202eCPO"), CertKind.STATION_CLIENT, PolicyViolation,
+         "subject O contains the non-printable character U\\+202E"),
+        (lambda: make_csr(p256(), CN="192.168.1.10", O="Test CPO"), CertKind.CSMS_SERVER, PolicyViolation,
+         "not a fully qualified domain name"),
+        (lambda: make_csr(p256(), CN="DE-PNC-C00000001-A", O="MO", C="DE", DC="MO"), CertKind.CONTRACT_LEAF,
+         PolicyViolation, "must be written as 'DEPNCC00000001A'"),
+        (lambda: make_csr(p256(), CN="depncc00000001a", O="MO", C="DE", DC="MO"), CertKind.CONTRACT_LEAF,
+         PolicyViolation, "must be written as 'DEPNCC00000001A'"),
+        (lambda: make_csr(p256(), CN="DEPNCC00000001", O="MO", C="DE", DC="MO"), CertKind.CONTRACT_LEAF,
+         PolicyViolation, "check digit missing"),
     ],
     ids=["bad-signature", "rsa-1024", "p-192", "rsa-for-secc", "p384-for-secc", "wrong-dc", "missing-dc",
          "bad-evseid", "bad-emaid-check-digit", "url-cn", "ip-cn", "bad-fqdn", "garbage-pem", "garbage-der",
-         "oversize"],
+         "oversize", "station-without-o", "csms-server-without-o", "empty-o", "empty-cn", "blank-cn", "padded-cn",
+         "newline-in-cn", "bidi-override-in-o", "ip-as-fqdn", "emaid-with-separators", "emaid-lower-case",
+         "emaid-without-check-digit"],
 )
 def test_hostile_csrs_are_refused(pki: Authority, csr_factory, kind, error, message) -> None:  # type: ignore[no-untyped-def]
     before = repo.count_certificates(pki.db)

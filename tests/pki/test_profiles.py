@@ -180,3 +180,15 @@ def test_oversize_certificate_is_refused_before_signing(pki: Authority) -> None:
     with pytest.raises(SizeLimitExceeded, match="800-byte limit"):
         pki.issue_from_csr(big.public_bytes(serialization.Encoding.PEM), CertKind.SECC_LEAF)
     assert repo.count_certificates(pki.db) == before + 1  # nothing reserved for the refused one
+
+
+def test_every_ca_of_the_hierarchies_has_a_distinct_name() -> None:
+    """RFC 5280 name chaining: two CAs with one DN (e.g. the -2 and the -20 V2G root) make relying parties that
+    look issuers up by name pick the wrong one."""
+    from pki.hierarchy import ca_subject, default_plans
+
+    plans = [*default_plans(with_iso15118_20=True),
+             HierarchyPlan(Generation.ISO15118_20, iso15118_specs("448"), KeyAlgorithm.ED448)]
+    subjects = [ca_subject(spec, organization="Test", country="DE", generation=plan.generation).rfc4514_string()
+                for plan in plans for spec in plan.specs]
+    assert len(subjects) == len(set(subjects)), sorted(s for s in subjects if subjects.count(s) > 1)
