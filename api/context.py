@@ -25,6 +25,8 @@ from pki.hierarchy import create_hierarchies, default_plans
 from pki.keys.base import KeyManager
 from pki.keys.file import FileKeyStore
 from pki.ocsp import OcspPolicy, OcspService
+from pki.profiles import all_profiles
+from pki.profiles.validity import parse_validity_policy
 from pki.ratelimit import RateLimiter
 from pki.store import repo
 from pki.store.models import ApiToken
@@ -76,12 +78,14 @@ class Services:
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Services:
+    validity = parse_validity_policy(settings.validity_days, all_profiles())  # a configuration error stops here
     db = repo.Database(settings.resolved_database_url())
     if migrate:
         db.migrate()
     keys = build_key_manager(settings)
     authority = Authority(db, keys, public_url=settings.public_url, clock=clock or SystemClock(),
-                          key_scheme=settings.key_scheme)
+                          key_scheme=settings.key_scheme,
+                          validity=validity)
     return Services(settings=settings, db=db, keys=keys, authority=authority,
                     ocsp=OcspService(authority, ocsp_policy(settings)),
                     crl=CrlService(authority, validity=dt.timedelta(hours=settings.crl_validity_hours),
@@ -146,7 +150,7 @@ def create_token(services: Services, name: str, role: str, *, scopes: str | list
                              details={"role": role, "scopes": scope_text,
                                       "expires_at": expires.isoformat() if expires else None})
     try:
-        repo.add_token_audited(services.db, record, audit)
+        repo.add_audited(services.db, record, audit)
     except IntegrityError:
         raise Conflict(f"a token named {name!r} already exists") from None
     return token
@@ -154,7 +158,7 @@ def create_token(services: Services, name: str, role: str, *, scopes: str | list
 
 def revoke_token(services: Services, name: str, *, actor: str = "system") -> ApiToken:
     audit = repo.audit_event(actor, "token.revoke", "success", target=name)
-    row = repo.revoke_token(services.db, name, services.authority.clock.now(), audit)
+    row = repo.revoke_by_name(services.db, ApiToken, name, services.authority.clock.now(), audit)
     if row is None:
         raise NotFound(f"no token named {name!r}")
     return row
@@ -181,14 +185,14 @@ def bind_client_certificate(services: Services, name: str, role: str, certificat
     audit = repo.audit_event(actor, "client-certificate.bind", "success", target=name,
                              details={"role": role, "fingerprint": fp, "subject": row.subject})
     try:
-        return repo.add_client_certificate(services.db, row, audit)
+        return repo.add_audited(services.db, row, audit)
     except IntegrityError:
         raise Conflict(f"client {name!r} or this certificate is already registered") from None
 
 
 def unbind_client_certificate(services: Services, name: str, *, actor: str = "system") -> ClientCertificate:
     audit = repo.audit_event(actor, "client-certificate.revoke", "success", target=name)
-    row = repo.revoke_client_certificate(services.db, name, services.authority.clock.now(), audit)
+    row = repo.revoke_by_name(services.db, ClientCertificate, name, services.authority.clock.now(), audit)
     if row is None:
         raise NotFound(f"no client certificate named {name!r}")
     return row

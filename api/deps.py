@@ -29,6 +29,7 @@ from pki.store import repo
 PUBLIC_ROUTES: dict[str, str] = {
     "/health": "liveness probe",
     "/ready": "readiness probe",
+    "/ready/ocsp": "readiness probe of the OCSP pool (answers from memory during a database outage)",
     "/ca/{filename}": "CA certificates at their AIA caIssuers URLs (public by design)",
 }
 STATION_ROUTES: dict[str, str] = {}  # WebSocket routes that authenticate stations themselves (OCPP)
@@ -191,3 +192,22 @@ def allowed_roles_of(route: Any) -> frozenset[str] | None:
 
 
 READ_ROLES = ("operator", "csms", "auditor")
+
+# Least privilege inside POST /api/v1/certificates: the certificate kinds each role may request from a CSR. `csms`
+# forwards what stations ask for (SignCertificate: ChargingStationCertificate, V2GCertificate); `operator` also runs
+# contracts. Certificates every station or EV trusts as infrastructure (CSMS server, CPS signer, OEM provisioning)
+# are admin-only. A role missing here may request nothing.
+ISSUABLE_KINDS: dict[str, frozenset[str]] = {
+    "operator": frozenset({"station-client", "secc-leaf", "contract-leaf"}),
+    "csms": frozenset({"station-client", "secc-leaf"}),
+}
+
+
+def require_issuable(services: Services, request: Request, actor: Actor, kind: str) -> None:
+    """Refuse (403, audited as ``auth.denied``) a certificate kind the caller's role may not request."""
+    if actor.role == "admin" or kind in ISSUABLE_KINDS.get(actor.role, frozenset()):
+        return
+    _audit_failure(services, request, f"role {actor.role} may not request {kind} certificates", "auth.denied",
+                   actor.label)
+    allowed = ", ".join(sorted(ISSUABLE_KINDS.get(actor.role, frozenset()))) or "none"
+    raise Forbidden(f"role {actor.role!r} may not request {kind} certificates; allowed kinds: {allowed}")

@@ -27,6 +27,7 @@ from pki.hashdata import issuer_hashes, serial_to_hex
 from pki.keys.base import KeyAlgorithm, KeyManager, Signer, public_key_algorithm
 from pki.profiles import CertKind, Generation, Profile, default_generation, get_profile
 from pki.profiles.builder import CertificateTemplate, Urls, check_size, sign_certificate
+from pki.profiles.validity import NO_OVERRIDES, ValidityPolicy
 from pki.store import repo
 from pki.store.models import Certificate, CertificateAuthority, CertStatus, IssuerHash
 
@@ -69,8 +70,10 @@ class Authority:
         clock: Clock | None = None,
         backdate: dt.timedelta = dt.timedelta(minutes=5),
         key_scheme: str | None = None,
+        validity: ValidityPolicy = NO_OVERRIDES,
     ) -> None:
         self.db = db
+        self.validity = validity  # deployment limits within each profile's hard maximum
         self.keys = keys
         self.public_url = public_url.rstrip("/")
         self.clock: Clock = clock or SystemClock()
@@ -78,6 +81,7 @@ class Authority:
         self.key_scheme = key_scheme
         self._ca_cert_cache: dict[int, x509.Certificate] = {}
         self._ca_rows: dict[int | str, tuple[float, CertificateAuthority]] = {}
+        self._active_cas: dict[tuple[str, str], tuple[float, list[CertificateAuthority]]] = {}
         self.ca_cache_ttl = 2.0  # seconds: a CA retired/revoked on another instance is seen within this time
         self._lock = threading.Lock()
         # Observers are told of every issuance attempt: (kind, outcome, seconds). The API layer hangs metrics here;
@@ -109,6 +113,18 @@ class Authority:
     def forget_cas(self) -> None:
         """Drop cached CA rows (after this process changed a CA)."""
         self._ca_rows.clear()
+        self._active_cas.clear()
+
+    def active_cas_of_kind(self, kind: str, generation: str) -> list[CertificateAuthority]:
+        """Active CAs of a kind and generation, newest first; cached like CA rows (``ca_cache_ttl``) because the
+        contract path asks on every installation."""
+        key = (kind, generation)
+        hit = self._active_cas.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ca_cache_ttl:
+            return hit[1]
+        rows = repo.active_cas_of_kind(self.db, kind, generation)
+        self._active_cas[key] = (time.monotonic(), rows)
+        return rows
 
     def ca(self, name: str) -> CertificateAuthority:
         ca = self._cached_ca(name)
@@ -333,8 +349,12 @@ class Authority:
         request_id: str | None = None,
         subject_ca: CertificateAuthority | None = None,
         dns_names: tuple[str, ...] = (),
+        also: repo.Finalised | None = None,
     ) -> Issued:
-        """Issue for a key the service already trusts (its own CA keys, contract keys it generated, OCSP signers)."""
+        """Issue for a key the service already trusts (its own CA keys, contract keys it generated, OCSP signers).
+
+        ``also(session, record)`` runs in the transaction that makes the record valid (see
+        :func:`repo.finalise_certificate`)."""
         gen = generation or (Generation(issuer.generation) if issuer else default_generation(kind))
         issuer_ca = issuer or self.issuer_for(kind, gen)
         if issuer_ca.status != "active":
@@ -355,7 +375,8 @@ class Authority:
         issued = self._issue(profile, subject, public_key, issuer=issuer_ca, issuer_name=issuer_cert.subject,
                              issuer_public_key=issuer_cert.public_key(), issuer_signer=signer,
                              validity_days=validity_days, owner=owner, actor=actor, request_id=request_id,
-                             subject_ca=subject_ca, dns_names=dns_names, not_after_cap=issuer_cert.not_valid_after_utc)
+                             subject_ca=subject_ca, dns_names=dns_names, not_after_cap=issuer_cert.not_valid_after_utc,
+                             also=also)
         return Issued(issued.record, issued.certificate, self.chain(issuer_ca))
 
     def _issue(
@@ -375,11 +396,12 @@ class Authority:
         subject_ca: CertificateAuthority | None = None,
         dns_names: tuple[str, ...] = (),
         not_after_cap: dt.datetime | None = None,
+        also: repo.Finalised | None = None,
     ) -> Issued:
-        days = validity_days if validity_days is not None else profile.default_validity_days
-        if days <= 0 or days > profile.max_validity_days:
-            raise PolicyViolation(f"validity {days} days is outside 1..{profile.max_validity_days} for "
-                                  f"{profile.kind.value}")
+        default_days, max_days = self.validity.limits(profile)
+        days = validity_days if validity_days is not None else default_days
+        if days <= 0 or days > max_days:
+            raise PolicyViolation(f"validity {days} days is outside 1..{max_days} for {profile.kind.value}")
         now = self.clock.now().replace(microsecond=0)
         not_before = now - self.backdate  # OCPP 2.0.1 errata: stations reject certificates "from the future"
         not_after = now + dt.timedelta(days=days)
@@ -413,7 +435,7 @@ class Authority:
         fingerprint = cert.fingerprint(hashes.SHA256()).hex()
         final = repo.finalise_certificate(self.db, record, der=der, fingerprint=fingerprint,
                                           issued_at=self.clock.now(), audit=audit,
-                                          subject_ca_id=subject_ca.id if subject_ca else None)
+                                          subject_ca_id=subject_ca.id if subject_ca else None, also=also)
         if subject_ca is not None:
             repo.update_ca(self.db, _id(subject_ca), certificate_id=final.id)
             self.forget_cas()

@@ -41,7 +41,9 @@ def db(tmp_path: Path) -> Iterator[Database]:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         engine = create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"}, pool_size=10,
                                   max_overflow=20, pool_pre_ping=True)
-        database = Database(PG_URL, engine=engine)
+        # the URL names the schema too, so a process of our own (the CLI, `pnc serve`) reaches the same tables
+        database = Database(PG_URL + ("&" if "?" in PG_URL else "?") + f"options=-csearch_path%3D{schema}",
+                            engine=engine)
         database.migrate()
         try:
             yield database

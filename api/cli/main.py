@@ -37,7 +37,7 @@ app.add_typer(cert_app, name="cert")
 app.add_typer(token_app, name="token")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, also when it is longer than the terminal
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -124,6 +124,7 @@ def init(
 
 
 @app.command()
+@handle_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default PNC_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default PNC_PORT or 8080).")] = None,
@@ -135,7 +136,10 @@ def serve(
 
     settings = Settings()
     from api.observability import configure_logging
+    from pki.profiles import all_profiles
+    from pki.profiles.validity import parse_validity_policy
 
+    parse_validity_policy(settings.validity_days, all_profiles())  # configuration errors: one line, before binding
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
                 log_config=configure_logging(settings.log_format, settings.log_level), ws_max_size=65536)
 

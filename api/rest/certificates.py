@@ -8,7 +8,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from api.deps import READ_ROLES, Actor, ServicesDep, require
+from api.deps import READ_ROLES, Actor, ServicesDep, require, require_issuable
 from api.rest.schemas import CertificateOut, IssueRequest, IssueResponse
 from pki.csr_policy import SubjectExpectation
 from pki.errors import InvalidRequest, NotFound
@@ -78,6 +78,7 @@ def issue(body: IssueRequest, request: Request, services: ServicesDep, actor: Is
         generation = Generation(body.generation) if body.generation else None
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
+    require_issuable(services, request, actor, kind.value)
     expect = SubjectExpectation(common_name=body.expect_common_name, organization=body.expect_organization)
     issued = services.authority.issue_from_csr(
         body.csr, kind, generation=generation, issuer=body.issuer, expect=expect,

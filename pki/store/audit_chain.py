@@ -59,8 +59,12 @@ def lock_head(session: Session) -> AuditChainHead:
 
 
 def append(session: Session, event: AuditEvent) -> AuditEvent:
-    """Chain ``event`` onto the head inside the caller's transaction; the caller commits."""
-    head = lock_head(session)
+    """Chain ``event`` onto the head inside the caller's transaction; the caller commits.
+
+    Reading the head must not flush what the caller added before: its constraint errors (a duplicate EMAID, a
+    renewal already requested) belong to the caller's commit, where it handles them."""
+    with session.no_autoflush:
+        head = lock_head(session)
     event.at = event.at.astimezone(dt.UTC) if event.at.tzinfo else event.at.replace(tzinfo=dt.UTC)
     event.sequence = head.sequence + 1
     event.prev_hash = head.entry_hash

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from pki.store import audit_chain
 from pki.store.contract_models import Contract, ContractStatus, TrustAnchor
 from pki.store.models import AuditEvent
 from pki.store.repo import Database
@@ -26,7 +28,7 @@ class DuplicateAnchor(Exception):
 def add_trust_anchor(db: Database, anchor: TrustAnchor, audit: AuditEvent) -> TrustAnchor:
     with db.session() as s:
         s.add(anchor)
-        s.add(audit)
+        audit_chain.append(s, audit)
         try:
             s.commit()
         except IntegrityError:
@@ -60,7 +62,7 @@ def delete_trust_anchor(db: Database, anchor_id: int, audit: AuditEvent) -> bool
         if row is None:
             return False
         s.delete(row)
-        s.add(audit)
+        audit_chain.append(s, audit)
         s.commit()
         return True
 
@@ -71,7 +73,7 @@ def delete_trust_anchor(db: Database, anchor_id: int, audit: AuditEvent) -> bool
 def add_contract(db: Database, contract: Contract, audit: AuditEvent) -> Contract:
     with db.session() as s:
         s.add(contract)
-        s.add(audit)
+        audit_chain.append(s, audit)
         try:
             s.commit()
         except IntegrityError:
@@ -120,10 +122,20 @@ def update_contract(db: Database, contract_id: int, audit: AuditEvent | None = N
             setattr(row, key, value)
         s.add(row)
         if audit is not None:
-            s.add(audit)
+            audit_chain.append(s, audit)
         s.commit()
         s.refresh(row)
         return row
+
+
+def link_certificate(session: Session, contract_id: int, certificate_id: int, audit: AuditEvent) -> None:
+    """Point the contract at its new certificate inside the caller's transaction (the issuance's own, see
+    ``repo.finalise_certificate(also=...)``), with its audit event."""
+    result = session.connection().execute(
+        update(Contract).where(col(Contract.id) == contract_id).values(certificate_id=certificate_id))
+    if result.rowcount != 1:
+        raise LookupError(f"no contract {contract_id}")
+    audit_chain.append(session, audit)
 
 
 def bind_pcid_if_unbound(db: Database, contract_id: int, pcid: str, audit: AuditEvent) -> Contract | None:
@@ -134,7 +146,7 @@ def bind_pcid_if_unbound(db: Database, contract_id: int, pcid: str, audit: Audit
             return None
         row.pcid = pcid
         s.add(row)
-        s.add(audit)
+        audit_chain.append(s, audit)
         s.commit()
         s.refresh(row)
         return row

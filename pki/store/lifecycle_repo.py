@@ -11,9 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from pki.store import audit_chain
+from pki.store.lifecycle_models import JobStatus
 from pki.store.models import (
     AuditEvent,
     Certificate,
@@ -34,7 +37,7 @@ def add_job(db: Database, job: LifecycleJob, audit: AuditEvent | None = None) ->
     with db.session() as s:
         s.add(job)
         if audit is not None:
-            s.add(audit)
+            audit_chain.append(s, audit)
         s.commit()
         s.refresh(job)
         return job
@@ -62,7 +65,7 @@ def update_job(db: Database, job_id: int, audit: AuditEvent | None = None, **cha
             setattr(job, key, value)
         s.add(job)
         if audit is not None:
-            s.add(audit)
+            audit_chain.append(s, audit)
         s.commit()
         s.refresh(job)
         return job
@@ -116,6 +119,27 @@ def item_counts(db: Database, job_id: int) -> dict[str, int]:
             .group_by(LifecycleJobItem.state)
         ).all()
         return {state: int(n) for state, n in rows}
+
+
+def job_counts(db: Database) -> list[tuple[str, str, int]]:
+    """(kind, status, count) over all jobs (a metric)."""
+    with db.session() as s:
+        rows = s.exec(select(LifecycleJob.kind, LifecycleJob.status, func.count())
+                      .group_by(LifecycleJob.kind, LifecycleJob.status)).all()
+        return [(kind, status, int(n)) for kind, status, n in rows]
+
+
+def open_job_progress(db: Database) -> list[tuple[int, str, str, str, int]]:
+    """(job id, kind, phase, item state, stations) for every unfinished job: rotation progress as a metric."""
+    with db.session() as s:
+        # five columns: sqlmodel's select() is typed up to four, SQLAlchemy's is not
+        rows = s.execute(sa_select(col(LifecycleJob.id), col(LifecycleJob.kind), col(LifecycleJob.phase),
+                                   col(LifecycleJobItem.state), func.count())
+                      .join(LifecycleJobItem, col(LifecycleJobItem.job_id) == col(LifecycleJob.id))
+                      .where(col(LifecycleJob.status).not_in(list(JobStatus.FINAL)))
+                      .group_by(col(LifecycleJob.id), col(LifecycleJob.kind), col(LifecycleJob.phase),
+                                col(LifecycleJobItem.state))).all()
+        return [(int(job_id), kind, phase, state, int(n)) for job_id, kind, phase, state, n in rows]
 
 
 def open_jobs_for_station(db: Database, station_id: str) -> list[int]:
@@ -228,7 +252,7 @@ def revoke_certificate(db: Database, cert_id: int, reason: str, at: dt.datetime,
         rec.revoked_at = at
         rec.revocation_reason = reason
         s.add(rec)
-        s.add(audit)
+        audit_chain.append(s, audit)
         s.commit()
         return True
 
@@ -302,7 +326,7 @@ def add_renewal_request(db: Database, row: RenewalRequest, audit: AuditEvent | N
     with db.session() as s:
         s.add(row)
         if audit is not None:
-            s.add(audit)
+            audit_chain.append(s, audit)
         try:
             s.commit()
             return True

@@ -64,12 +64,15 @@ class Certificate(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("ca_id", "serial", name="uq_certificate_issuer_serial"),
         Index("ix_certificate_not_after", "not_after"),
+        # "valid certificates expiring before X" (expiry watch, metrics) as an index range, not row lookups
+        Index("ix_certificate_status_not_after", "status", "not_after"),
         Index("ix_certificate_owner", "owner"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     ca_id: int = Field(foreign_key="certificate_authority.id", index=True)  # the issuer
-    serial: str = Field(max_length=40)
+    # indexed on its own too: revocation by serial without naming the CA must not scan (bench/growth.py)
+    serial: str = Field(max_length=40, index=True)
     kind: str = Field(max_length=32, index=True)
     generation: str = Field(max_length=16)
     status: str = Field(default=CertStatus.PENDING, max_length=16, index=True)

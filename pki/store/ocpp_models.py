@@ -10,7 +10,8 @@ import datetime as dt
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-__all__ = ["OcppInstalledCertificate", "OcppOutbox", "OcppStation", "OcppStationEvent", "OutboxStatus"]
+__all__ = ["OcppConnection", "OcppInstalledCertificate", "OcppOutbox", "OcppStation", "OcppStationEvent",
+           "OutboxStatus"]
 
 
 def _now() -> dt.datetime:
@@ -84,6 +85,25 @@ class OcppOutbox(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=512)
     actor: str | None = Field(default=None, max_length=128)
     webhook_status: str | None = Field(default=None, max_length=32)
+    sent_by: str | None = Field(default=None, max_length=128)  # instance that put it on the wire (status sent)
+
+
+class OcppConnection(SQLModel, table=True):
+    """Which service instance holds a station's WebSocket right now.
+
+    Several instances share one database but a station is connected to exactly one of them: only that instance
+    may claim the station's outbox rows (so a call is sent once, by the instance that can send it), other
+    instances leave them alone instead of backing them off as "offline", and calls left ``sent`` by an instance
+    that died are requeued once its lease has run out (or the station reconnected elsewhere). The holder renews
+    ``lease_until`` periodically; a reconnect to another instance simply takes the row over.
+    """
+
+    __tablename__ = "ocpp_connection"
+
+    station_id: str = Field(primary_key=True, max_length=48)
+    instance_id: str = Field(max_length=128, index=True)
+    connected_at: dt.datetime = Field(default_factory=_now)
+    lease_until: dt.datetime = Field(default_factory=_now)
 
 
 class OcppInstalledCertificate(SQLModel, table=True):

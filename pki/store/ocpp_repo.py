@@ -11,11 +11,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
 
 from pki.store.ocpp_models import (
+    OcppConnection,
     OcppInstalledCertificate,
     OcppOutbox,
     OcppStation,
@@ -150,12 +151,20 @@ def due_outbox(db: Database, now: dt.datetime, *, station_ids: Sequence[str] | N
         return list(s.exec(q.order_by(col(OcppOutbox.id)).limit(limit)).all())
 
 
-def claim_outbox(db: Database, outbox_id: int, now: dt.datetime) -> bool:
-    """pending → sent, atomically; False if someone else claimed it first."""
+def claim_outbox(db: Database, outbox_id: int, now: dt.datetime, instance_id: str | None = None) -> bool:
+    """pending → sent, atomically; False if someone else claimed it first.
+
+    With ``instance_id`` the claim also requires that this instance holds the station's connection (the
+    ``ocpp_connection`` row), in the same statement: an instance whose session went stale (the station
+    reconnected elsewhere) can no longer send the call; the instance that holds the connection will.
+    """
     with db.session() as s:
-        res = s.exec(update(OcppOutbox).where(col(OcppOutbox.id) == outbox_id,
-                                              col(OcppOutbox.status) == OutboxStatus.PENDING)
-                     .values(status=OutboxStatus.SENT, sent_at=now, attempts=OcppOutbox.attempts + 1))
+        q = update(OcppOutbox).where(col(OcppOutbox.id) == outbox_id, col(OcppOutbox.status) == OutboxStatus.PENDING)
+        if instance_id is not None:
+            q = q.where(exists().where(col(OcppConnection.station_id) == col(OcppOutbox.station_id),
+                                       col(OcppConnection.instance_id) == instance_id))
+        res = s.exec(q.values(status=OutboxStatus.SENT, sent_at=now, sent_by=instance_id,
+                              attempts=OcppOutbox.attempts + 1))
         s.commit()
         return bool(res.rowcount == 1)
 
@@ -173,16 +182,101 @@ def update_outbox(db: Database, outbox_id: int, **changes: Any) -> OcppOutbox | 
         return row
 
 
-def requeue_sent(db: Database, station_id: str | None = None) -> int:
-    """Calls that were on the wire when a connection (or the process) died go back to pending."""
+def requeue_sent(db: Database, station_id: str | None = None, *, sent_by: str | None = None) -> int:
+    """Calls that were on the wire when a connection (or the process) died go back to pending; ``sent_by``
+    limits it to the calls this instance sent (another instance's calls are still in flight)."""
     with db.session() as s:
         q = update(OcppOutbox).where(col(OcppOutbox.status) == OutboxStatus.SENT,
                                      col(OcppOutbox.delivery) == "direct")
         if station_id is not None:
             q = q.where(col(OcppOutbox.station_id) == station_id)
+        if sent_by is not None:
+            q = q.where(col(OcppOutbox.sent_by) == sent_by)
         res = s.exec(q.values(status=OutboxStatus.PENDING))
         s.commit()
         return int(res.rowcount or 0)
+
+
+def requeue_orphans(db: Database, now: dt.datetime) -> int:
+    """Requeue calls left ``sent`` by an instance that no longer holds the station's connection: it died (its
+    lease ran out) or the station reconnected to another instance. Rows without a sender (older code) count as
+    orphaned. Calls in flight on a live instance are untouched."""
+    live = exists().where(col(OcppConnection.station_id) == col(OcppOutbox.station_id),
+                          col(OcppConnection.instance_id) == col(OcppOutbox.sent_by),
+                          col(OcppConnection.lease_until) > now)
+    with db.session() as s:
+        res = s.exec(update(OcppOutbox).where(col(OcppOutbox.status) == OutboxStatus.SENT,
+                                              col(OcppOutbox.delivery) == "direct", ~live)
+                     .values(status=OutboxStatus.PENDING))
+        s.commit()
+        return int(res.rowcount or 0)
+
+
+# --- which instance holds which station's connection ----------------------------------------------------------
+
+
+def claim_connection(db: Database, station_id: str, instance_id: str, now: dt.datetime,
+                     lease: dt.timedelta) -> None:
+    """This instance now holds the station's WebSocket (a reconnect elsewhere takes the row over)."""
+    for attempt in range(3):
+        with db.session() as s:
+            s.exec(delete(OcppConnection).where(col(OcppConnection.station_id) == station_id))
+            s.add(OcppConnection(station_id=station_id, instance_id=instance_id, connected_at=now,
+                                 lease_until=now + lease))
+            try:
+                s.commit()
+                return
+            except IntegrityError:  # another instance inserted between our delete and insert: last one wins
+                s.rollback()
+                if attempt == 2:
+                    raise
+
+
+def release_connection(db: Database, station_id: str, instance_id: str) -> None:
+    """The connection closed: drop the row, unless another instance has taken the station over meanwhile."""
+    with db.session() as s:
+        s.exec(delete(OcppConnection).where(col(OcppConnection.station_id) == station_id,
+                                            col(OcppConnection.instance_id) == instance_id))
+        s.commit()
+
+
+def renew_connections(db: Database, instance_id: str, now: dt.datetime, lease: dt.timedelta) -> int:
+    """Extend the leases of every connection this instance holds (one statement however many stations), and
+    drop rows whose lease ran out long ago (instances that died without releasing)."""
+    with db.session() as s:
+        res = s.exec(update(OcppConnection).where(col(OcppConnection.instance_id) == instance_id)
+                     .values(lease_until=now + lease))
+        s.exec(delete(OcppConnection).where(col(OcppConnection.lease_until) < now - lease))
+        s.commit()
+        return int(res.rowcount or 0)
+
+
+def release_instance(db: Database, instance_id: str) -> None:
+    """A clean shutdown: this instance holds no connection any more."""
+    with db.session() as s:
+        s.exec(delete(OcppConnection).where(col(OcppConnection.instance_id) == instance_id))
+        s.commit()
+
+
+def live_owners(db: Database, station_ids: Sequence[str], now: dt.datetime) -> dict[str, str]:
+    """station id → instance holding its connection with a live lease, for the given stations."""
+    if not station_ids:
+        return {}
+    with db.session() as s:
+        rows = s.exec(select(OcppConnection.station_id, OcppConnection.instance_id).where(
+            col(OcppConnection.station_id).in_(list(station_ids)), col(OcppConnection.lease_until) > now)).all()
+        return {station: instance for station, instance in rows}
+
+
+def outbox_depth(db: Database) -> list[tuple[str, str, int, dt.datetime | None]]:
+    """(status, delivery, count, oldest created_at) for the rows still waiting (pending or sent): the metrics'
+    outbox depth and age."""
+    with db.session() as s:
+        rows = s.exec(select(OcppOutbox.status, OcppOutbox.delivery, func.count(), func.min(OcppOutbox.created_at))
+                      .where(or_(col(OcppOutbox.status) == OutboxStatus.PENDING,
+                                 col(OcppOutbox.status) == OutboxStatus.SENT))
+                      .group_by(OcppOutbox.status, OcppOutbox.delivery)).all()
+        return [(status, delivery, int(n), oldest) for status, delivery, n, oldest in rows]
 
 
 # --- certificate inventory --------------------------------------------------------------------------------

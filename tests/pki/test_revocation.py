@@ -105,3 +105,27 @@ def test_crl_numbers_grow_and_openssl_verifies(pki: Authority, tmp_path: Path) -
     res = subprocess.run(["openssl", "crl", "-inform", "DER", "-in", str(tmp_path / "crl.der"), "-CAfile",
                           str(tmp_path / "ca.pem"), "-verify", "-noout"], capture_output=True, text=True, check=False)
     assert "verify OK" in res.stderr + res.stdout
+
+
+def test_crl_maintenance_signs_missing_and_due_crls_only(pki: Authority) -> None:
+    """The maintenance loop (injected clock): every CA gets a CRL, nothing is re-signed while fresh, and each CRL is
+    re-signed once it is within ``regenerate_before`` of nextUpdate — with a higher number; current() does the same
+    on demand, so a served CRL never lapses."""
+    from pki.clock import FixedClock
+
+    clock = FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    pki.clock = clock
+    crls = CrlService(pki, validity=dt.timedelta(days=7), regenerate_before=dt.timedelta(days=2))
+    online = [ca for ca in pki.cas() if not ca.external_key and ca.certificate_id is not None]
+    assert crls.maintain() == len(online) > 0
+    assert crls.maintain() == 0  # fresh: nothing to do
+    ca = pki.ca("csms-sub")
+    first = crls.current(ca)
+    clock.advance(dt.timedelta(days=4, hours=23))  # 2 d 1 h left: not yet due
+    assert crls.maintain() == 0 and crls.current(ca).number == first.number
+    clock.advance(dt.timedelta(hours=2))  # 1 d 23 h left: due
+    second = crls.current(ca)  # on demand, before the loop ran
+    assert second.number == first.number + 1 and dt.timedelta(days=7) == second.next_update - second.this_update
+    assert crls.maintain() == len(online) - 1  # every other CA, but not the one current() just renewed
+    latest = x509.load_der_x509_crl(ocsp_repo.latest_crl(pki.db, ca.id or 0).der)  # type: ignore[union-attr]
+    assert latest.next_update_utc is not None and latest.next_update_utc > clock.now() + dt.timedelta(days=6)

@@ -40,6 +40,34 @@ def test_init_dev_writes_a_verifiable_pki(env: Path) -> None:
     assert again.exit_code == 0 and "created 0 CA(s)" in again.output
 
 
+def test_init_dev_with_iso15118_20_every_chain_verifies(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default `pnc init --dev` (with -20): every CA and every sample leaf passes `openssl verify -x509_strict`
+    against the roots in trust/, with all CA certificates as the untrusted pool."""
+    import subprocess
+
+    from cryptography import x509
+
+    monkeypatch.setenv("PNC_WITH_ISO15118_20", "true")
+    out = env / "certs-dev"
+    res = runner.invoke(app, ["init", "--dev", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    trust = out / "trust-all.pem"
+    trust.write_bytes(b"".join(p.read_bytes() for p in sorted((out / "trust").glob("*.pem"))))
+    pool = out / "ca-all.pem"
+    pool.write_bytes(b"".join(p.read_bytes() for p in sorted((out / "ca").glob("*.pem"))
+                              if not p.name.endswith(".key.pem")))
+    leaves = sorted(p for p in (out / "leaf").glob("*.pem") if not p.name.endswith((".key.pem", ".chain.pem")))
+    cas = sorted(p for p in (out / "ca").glob("*.pem") if not p.name.endswith(".key.pem"))
+    assert {p.stem for p in leaves} >= {"secc20", "cps20", "contract20", "oem-prov20"}
+    assert any("20-" in p.stem for p in cas)
+    for cert in [*cas, *leaves]:
+        r = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", str(trust), "-untrusted", str(pool),
+                            str(cert)], capture_output=True, text=True, check=False)
+        assert r.returncode == 0 and r.stdout.strip().endswith(": OK"), (cert.name, r.stdout, r.stderr)
+    contract20 = x509.load_pem_x509_certificate((out / "leaf" / "contract20.pem").read_bytes())
+    assert contract20.signature_hash_algorithm is not None and contract20.signature_hash_algorithm.name == "sha512"
+
+
 def test_ca_and_cert_commands(env: Path) -> None:
     assert runner.invoke(app, ["init"]).exit_code == 0
     listing = runner.invoke(app, ["ca", "list"])

@@ -13,7 +13,7 @@ from api.routes_util import iter_routes
 from tests.api.conftest import token_for
 from tests.helpers import make_csr, p256, rsa_key
 
-PUBLIC_ROUTES = {"/health", "/ready", "/ca/{filename}", "/docs", "/docs/oauth2-redirect", "/openapi.json",
+PUBLIC_ROUTES = {"/health", "/ready", "/ready/ocsp", "/ca/{filename}", "/docs", "/docs/oauth2-redirect", "/openapi.json",
                  "/redoc"} | CONSOLE_SHELL  # the console shell carries no data (tests/api/console checks it)
 
 
@@ -111,3 +111,38 @@ def test_auditor_cannot_issue(client: TestClient, services: Services) -> None:
     resp = client.post("/api/v1/certificates", headers=_auth(token), json={"kind": "station-client", "csr": csr})
     assert resp.status_code == 403 and resp.json()["code"] == "Forbidden"
     assert client.get("/api/v1/certificates", headers=_auth(token)).status_code == 200
+
+
+def _csr_for(kind: str) -> str:
+    subjects = {
+        "station-client": {"CN": "SN-K1", "O": "Test CPO"},
+        "secc-leaf": {"CN": "DE*PNC*E77*1", "O": "Test CPO", "C": "DE", "DC": "CPO"},
+        "contract-leaf": {"CN": "DEPNCC00000001A", "O": "Test MO", "C": "DE", "DC": "MO"},
+        "csms-server": {"CN": "csms.example.com", "O": "Test CPO"},
+        "cps-leaf": {"CN": "CPS Leaf", "O": "Test CPS", "C": "DE", "DC": "CPS"},
+        "oem-prov-leaf": {"CN": "WMI12345678901234", "O": "Test OEM", "C": "DE", "DC": "OEM"},
+    }
+    return make_csr(p256(), **subjects[kind]).decode()
+
+
+def test_each_role_may_request_only_its_certificate_kinds(client: TestClient, services: Services) -> None:
+    """Least privilege inside the issuance endpoint: a CSMS token cannot mint a CSMS server, CPS signing, OEM
+    provisioning or contract certificate; refusals are 403 problems and audited."""
+    from api.deps import ISSUABLE_KINDS
+    from pki.store import repo
+
+    kinds = ["station-client", "secc-leaf", "contract-leaf", "csms-server", "cps-leaf", "oem-prov-leaf"]
+    tokens = {role: token_for(services, role) for role in ("admin", "operator", "csms")}
+    for role, token in tokens.items():
+        for kind in kinds:
+            resp = client.post("/api/v1/certificates", headers=_auth(token), json={"kind": kind, "csr": _csr_for(kind)})
+            allowed = role == "admin" or kind in ISSUABLE_KINDS[role]
+            if allowed:
+                assert resp.status_code == 201, (role, kind, resp.text)
+            else:
+                assert resp.status_code == 403, (role, kind, resp.text)
+                assert resp.headers["content-type"].startswith("application/problem+json")
+                assert f"may not request {kind} certificates" in resp.json()["detail"]
+    assert ISSUABLE_KINDS["csms"] == {"station-client", "secc-leaf"}  # what SignCertificate can ask for
+    denied = [e for e in repo.list_audit(services.db, limit=1000) if e.action == "auth.denied"]
+    assert any("may not request csms-server" in (e.details or "") and e.actor == "token:test-csms" for e in denied)
