@@ -16,6 +16,7 @@ from api.context import Services, bootstrap, build_services
 from api.deps import register_public, register_station_route
 from api.middleware import LimitsMiddleware
 from api.ocpp import endpoint as ocpp_endpoint
+from api.ocsp_stats import OcspCollector
 from api.rest import (
     cas,
     certificates,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     for path in console.PUBLIC_PATHS:  # the static shell only; every data call needs a token
         register_public(path, "operator console shell (static files, no data)")
     app.include_router(contracts_router)
-    ocsp_http.install(app, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean ASGI path in front of all
+    ocsp_stats = ocsp_http.install(app, max_body_bytes=settings.max_body_bytes)  # /ocsp, /crl: lean, in front
+    metrics.registry.register(OcspCollector(ocsp_stats, lambda: getattr(app.state, "services", None)))
     app.include_router(lifecycle_api.router)
     return app

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import itertools
 import logging
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -27,6 +29,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from api.context import Services
+from api.observability import REQUEST_ID_PATTERN, request_id_var
+from api.ocsp_stats import OcspStats
 from pki.clock import utc
 from pki.errors import PkiError
 from pki.ocsp import MALFORMED, TRY_LATER, CachedResponse, OcspAnswer
@@ -44,7 +48,7 @@ _CRL_FILE = re.compile(r"^/crl/(?P<name>[a-z0-9][a-z0-9-]{0,63})\.(?P<ext>crl|pe
 _NO_STORE = [(b"cache-control", b"no-store")]
 
 
-def install(app: Any, *, max_body_bytes: int = 64 * 1024) -> None:
+def install(app: Any, *, max_body_bytes: int = 64 * 1024) -> OcspStats:
     """Put :class:`OcspHttp` in front of the whole middleware stack (outside FastAPI's own error, telemetry and
     body-limit middlewares), so an OCSP request costs one path check before our code runs.
 
@@ -52,18 +56,37 @@ def install(app: Any, *, max_body_bytes: int = 64 * 1024) -> None:
     ``scope["app"]`` is set by ``Starlette.__call__`` before the stack runs, so the handler still finds the app.
     """
     build = app.build_middleware_stack
+    stats = OcspStats()
 
     def build_with_ocsp() -> ASGIApp:
-        return OcspHttp(build(), max_body_bytes=max_body_bytes)
+        return OcspHttp(build(), max_body_bytes=max_body_bytes, stats=stats)
 
     app.build_middleware_stack = build_with_ocsp
+    return stats
+
+
+_RID_PREFIX = secrets.token_hex(4)
+_rid_counter = itertools.count(1)
+
+
+def _request_id(scope: Scope) -> str:
+    """The client's X-Request-ID if well-formed, else process prefix + counter (unique, ~10x cheaper than a
+    UUID on a path that costs ~27 µs in all)."""
+    incoming = _header(scope, b"x-request-id")
+    if incoming is not None:
+        value = incoming.decode("latin-1")
+        if REQUEST_ID_PATTERN.match(value):
+            return value
+    return f"{_RID_PREFIX}{next(_rid_counter):x}"
 
 
 class OcspHttp:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = 64 * 1024, max_waiting: int = 64) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int = 64 * 1024, max_waiting: int = 64,
+                 stats: OcspStats | None = None) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_waiting = max_waiting
+        self.stats = stats or OcspStats()
         self._semaphore: asyncio.Semaphore | None = None
         self._waiting = 0
 
@@ -71,7 +94,9 @@ class OcspHttp:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith("/ocsp") and (len(path) == 5 or path[5] == "/"):
-                await self._guarded(self._ocsp, scope, receive, send, ocsp=True)
+                started = time.perf_counter()
+                outcome = await self._guarded(self._ocsp, scope, receive, send, ocsp=True)
+                self.stats.observe(outcome, time.perf_counter() - started)
                 return
             if path.startswith("/crl/"):
                 await self._guarded(self._crl, scope, receive, send, ocsp=False)
@@ -79,60 +104,74 @@ class OcspHttp:
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _guarded(handler: Callable[[Scope, Receive, Send], Awaitable[None]], scope: Scope, receive: Receive,
-                       send: Send, *, ocsp: bool) -> None:
-        """We sit outside FastAPI's error middleware: an unexpected error becomes tryLater / 503, never a crash."""
+    async def _guarded(handler: Callable[[Scope, Receive, Send], Awaitable[str | None]], scope: Scope, receive: Receive,
+                       send: Send, *, ocsp: bool) -> str:
+        """We sit outside FastAPI's error middleware: an unexpected error becomes tryLater / 503, never a crash.
+        Here, too, every request gets an id (a well-formed X-Request-ID from the client, else a cheap unique one),
+        echoed in the response and carried by any log line written meanwhile."""
         started = False
+        rid = _request_id(scope)
+        token = request_id_var.set(rid)
+        rid_header = (b"x-request-id", rid.encode())
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                message["headers"] = [*message["headers"], rid_header]
             await send(message)
 
         try:
-            await handler(scope, receive, tracking_send)
+            return await handler(scope, receive, tracking_send) or ""
         except Exception as exc:
             log.warning("%s request failed: %s", "OCSP" if ocsp else "CRL", type(exc).__name__)
             if not started:
                 if ocsp:
-                    await _answer(send, OcspAnswer(TRY_LATER, False), None, {})
+                    await _answer(tracking_send, OcspAnswer(TRY_LATER, False), None, {})
                 else:
-                    await _plain(send, 503, b"temporarily unavailable")
+                    await _plain(tracking_send, 503, b"temporarily unavailable")
+            return "try_later"
+        finally:
+            request_id_var.reset(token)
 
     # --- OCSP ---------------------------------------------------------------------------------------------
 
-    async def _ocsp(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _ocsp(self, scope: Scope, receive: Receive, send: Send) -> str:
         services: Services = scope["app"].state.services
         method = scope["method"]
         if method == "POST":
             ctype = _header(scope, b"content-type")
             if ctype is not None and ctype.split(b";")[0].strip().lower() != b"application/ocsp-request":
                 await _plain(send, 415, b"use Content-Type: application/ocsp-request")
-                return
+                return "rejected"
             length = _header(scope, b"content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
                 await _plain(send, 413, b"OCSP request too large")
-                return
+                return "rejected"
             body = await _read_body(receive, self.max_body)
             if body is None:
                 await _plain(send, 413, b"OCSP request too large")
-                return
+                return "rejected"
         elif method == "GET":
             body = _decode_get(scope)
             if body is None:
                 await _answer(send, OcspAnswer(MALFORMED, False), services, scope)
-                return
+                return "error"
         else:
             await _plain(send, 405, b"OCSP accepts GET and POST", extra=[(b"allow", b"GET, POST")])
-            return
+            return "rejected"
         ocsp = services.ocsp
         hit = ocsp.fast(body)
         if hit is not None:
             await _send_cached(send, hit, services, scope)
-            return
+            return "cached"
         answer = await self._respond(services, body)
         await _answer(send, answer, services, scope)
+        if answer.cached is not None:
+            return "cached"
+        if answer.successful:
+            return "signed"
+        return "try_later" if answer.der == TRY_LATER else "error"
 
     async def _respond(self, services: Services, body: bytes) -> OcspAnswer:
         """Cache miss: sign on demand in a worker thread, at most N at once plus a bounded queue, else tryLater."""

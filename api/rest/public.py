@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Response
 from sqlalchemy import text
 
+from api.context import Services
 from api.deps import ServicesDep
 from pki.errors import InvalidRequest
 
@@ -22,13 +23,32 @@ def health() -> dict[str, str]:
 
 @router.get("/ready", summary="Readiness: the database answers")
 def ready(services: ServicesDep, response: Response) -> dict[str, str]:
+    if not _database_up(services):
+        response.status_code = 503
+        return {"status": "unavailable", "database": "down"}
+    return {"status": "ready", "database": "up"}
+
+
+@router.get("/ready/ocsp", summary="Readiness of the OCSP responder: it can answer, from memory if the database "
+            "is down")
+def ready_ocsp(services: ServicesDep, response: Response) -> dict[str, str | int]:
+    """For the load balancer pool that serves /ocsp: during a database outage the pre-signed responses in
+    memory are still valid answers, so an instance holding them stays in rotation (``/ready`` would take it out)."""
+    cached = services.ocsp.cached_count
+    up = _database_up(services)
+    if not up and cached == 0:
+        response.status_code = 503
+        return {"status": "unavailable", "database": "down", "cached_responses": 0}
+    return {"status": "ready", "database": "up" if up else "down", "cached_responses": cached}
+
+
+def _database_up(services: Services) -> bool:
     try:
         with services.db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception:
-        response.status_code = 503
-        return {"status": "unavailable", "database": "down"}
-    return {"status": "ready", "database": "up"}
+        return False
+    return True
 
 
 @router.get("/ca/{filename}", summary="CA certificate (AIA caIssuers target), .der, .crt or .pem",

@@ -66,3 +66,70 @@ def test_json_log_lines_carry_the_request_id() -> None:
         record = logging.LogRecord("pnc.test", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     line = json.loads(JsonFormatter().format(record))
     assert line["error"] == "ValueError" and "secret input data" not in json.dumps(line)
+
+
+def _ocsp_request(client: TestClient, services: Services) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+
+    token = token_for(services, "csms")
+    issued = client.post("/api/v1/certificates", headers={"Authorization": f"Bearer {token}"},
+                         json={"kind": "station-client", "csr": make_csr(p256(), CN="SN-9", O="Test CPO").decode()})
+    assert issued.status_code == 201, issued.text
+    chain = x509.load_pem_x509_certificates(issued.json()["chain_pem"].encode())
+    req = ocsp.OCSPRequestBuilder().add_certificate(chain[0], chain[1], hashes.SHA1()).build()
+    return req.public_bytes(serialization.Encoding.DER)
+
+
+def test_ocsp_requests_are_counted_timed_and_carry_request_ids(client: TestClient, services: Services) -> None:
+    body = _ocsp_request(client, services)
+    headers = {"Content-Type": "application/ocsp-request"}
+    first = client.post("/ocsp", content=body, headers=headers)
+    second = client.post("/ocsp", content=body, headers={**headers, "X-Request-ID": "lb-7f3a"})
+    assert first.status_code == second.status_code == 200
+    assert second.headers["x-request-id"] == "lb-7f3a"  # the load balancer's id is kept
+    generated = {first.headers["x-request-id"], client.post("/ocsp", content=body, headers=headers)
+                 .headers["x-request-id"]}
+    assert len(generated) == 2  # unique per request
+    assert client.get("/ocsp/%%%not-base64").status_code == 200  # malformedRequest, an OCSP-level error
+    assert client.put("/ocsp", content=body).status_code == 405
+    assert client.get("/crl/none.crl").headers.get("x-request-id")
+    samples = _samples(client.get("/metrics", headers={"Authorization": f"Bearer {token_for(services, 'auditor')}"})
+                       .text)
+    outcome = {o: samples[("pnc_ocsp_requests_total", (("outcome", o),))]
+               for o in ("cached", "signed", "try_later", "error", "rejected")}
+    assert outcome["cached"] + outcome["signed"] == 3 and outcome["cached"] >= 2  # repeats come from memory
+    assert outcome["error"] == 1 and outcome["rejected"] == 1 and outcome["try_later"] == 0
+    assert samples[("pnc_ocsp_request_seconds_count", ())] == 5
+    assert 0 < samples[("pnc_ocsp_request_seconds_sum", ())] < 5
+    assert samples[("pnc_ocsp_cache_hit_ratio", ())] == outcome["cached"] / 3
+    assert samples[("pnc_ocsp_cached_responses", ())] >= 1
+
+
+def test_outbox_depth_age_and_job_progress_are_exported(client: TestClient, services: Services) -> None:
+    import datetime as dt
+
+    from pki import stations
+    from pki.store import lifecycle_repo, ocpp_repo
+    from pki.store.models import LifecycleJob
+    from pki.store.ocpp_models import OcppOutbox
+
+    stations.register_station(services.db, stations.StationSpec(
+        station_id="MET-1", serial_number="SN-MET-1", organization="Test CPO", secc_ids=(), security_profile=1,
+        password="station-password-0123456789"), scrypt_n=2**10)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    ocpp_repo.enqueue(services.db, [OcppOutbox(station_id="MET-1", action="GetInstalledCertificateIds",
+                                               payload="{}", created_at=old) for _ in range(3)])
+    job = lifecycle_repo.add_job(services.db, LifecycleJob(kind="root-rotate", target="v2g-root", status="running",
+                                                           phase="rollout"))
+    assert job.id is not None
+    lifecycle_repo.add_items(services.db, job.id, ["MET-1", "MET-2"], dt.datetime.now(dt.UTC))
+    samples = _samples(client.get("/metrics", headers={"Authorization": f"Bearer {token_for(services, 'auditor')}"})
+                       .text)
+    assert samples[("pnc_outbox_rows", (("delivery", "direct"), ("status", "pending")))] == 3
+    assert 590 < samples[("pnc_outbox_oldest_age_seconds", (("delivery", "direct"), ("status", "pending")))] < 900
+    assert samples[("pnc_jobs", (("kind", "root-rotate"), ("status", "running")))] == 1
+    assert samples[("pnc_job_items", (("job_id", str(job.id)), ("kind", "root-rotate"), ("phase", "rollout"),
+                                      ("state", "pending")))] == 2
+    assert samples[("pnc_ocpp_connected_stations", (("version", "2.0.1"),))] == 0

@@ -143,3 +143,119 @@ def test_service_recovers_from_a_database_restart(pg: tuple[Database, str, Path,
     assert len(received) == 1500 and len(set(received)) == 1500
     rows = _db_rows(db)
     assert all(rows[r] == ("valid", True) for r in received)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg(action: str) -> None:
+    version = next(Path("/etc/postgresql").iterdir()).name
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True, timeout=120)
+    if action != "stop":
+        for _ in range(60):
+            if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"]).returncode == 0:
+                return
+            time.sleep(0.5)
+        raise AssertionError("PostgreSQL did not come back")
+
+
+@pytest.mark.pg_restart
+def test_ocsp_serves_from_memory_while_the_database_is_down(tmp_path: Path) -> None:
+    """The real service (`pnc serve`) on PostgreSQL; the database is stopped for a few seconds. Meanwhile OCSP
+    keeps answering the pre-signed responses (byte for byte), /ready/ocsp keeps the instance in the OCSP pool
+    while /ready takes it out of the API pool, issuance answers 503 problem+json; after the database is back the
+    same process issues again without a restart."""
+    if os.geteuid() != 0 or not any(Path("/etc/postgresql").glob("*")):
+        pytest.skip("needs root and a local PostgreSQL cluster to stop and start")
+    import httpx
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+
+    from tests.helpers import make_csr, p256
+
+    schema = f"o_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, pool_pre_ping=True)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    data = tmp_path / "var"
+    env = {**os.environ, "PNC_DATA_DIR": str(data), "PNC_PORT": str(port), "PNC_HOST": "127.0.0.1",
+           "PNC_PUBLIC_URL": url, "PNC_KEY_PASSPHRASE": "outage-test", "PNC_WITH_ISO15118_20": "false",
+           "PNC_DATABASE_URL": PG_URL + ("&" if "?" in PG_URL else "?") + f"options=-csearch_path%3D{schema}"}
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "api.cli.main", "serve"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            try:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        auth = {"Authorization": f"Bearer {(data / 'admin-token').read_text().strip()}"}
+
+        def issue(i: int) -> httpx.Response:
+            csr = make_csr(p256(), CN=f"SN-OUT-{i}", O="pnc-pki Dev").decode()
+            return httpx.post(url + "/api/v1/certificates", headers=auth, timeout=10,
+                              json={"kind": "station-client", "csr": csr})
+
+        requests, before = [], []
+        for i in range(3):
+            resp = issue(i)
+            assert resp.status_code == 201, resp.text
+            leaf, issuer = x509.load_pem_x509_certificates(resp.json()["chain_pem"].encode())[:2]
+            der = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build() \
+                .public_bytes(serialization.Encoding.DER)
+            answer = httpx.post(url + "/ocsp", content=der, headers={"Content-Type": "application/ocsp-request"})
+            parsed = ocsp.load_der_ocsp_response(answer.content)
+            assert parsed.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+            assert parsed.certificate_status == ocsp.OCSPCertStatus.GOOD
+            requests.append(der)
+            before.append(answer.content)
+        _pg("stop")
+        try:
+            outage_end = time.monotonic() + 3
+            served = 0
+            while time.monotonic() < outage_end:
+                for der, expected in zip(requests, before, strict=True):
+                    answer = httpx.post(url + "/ocsp", content=der, headers={"Content-Type": "application/ocsp-request"},
+                                        timeout=5)
+                    assert answer.status_code == 200 and answer.content == expected  # the pre-signed response
+                    served += 1
+            assert served >= 30
+            assert httpx.get(url + "/ready", timeout=10).status_code == 503
+            ready_ocsp = httpx.get(url + "/ready/ocsp", timeout=10)
+            assert ready_ocsp.status_code == 200 and ready_ocsp.json()["database"] == "down"
+            refused = issue(99)
+            assert refused.status_code == 503 and refused.headers["content-type"].startswith("application/problem+json")
+        finally:
+            _pg("start")
+        deadline = time.monotonic() + 30
+        while (resp := issue(100)).status_code != 201:  # no restart, no manual action
+            assert resp.status_code == 503, resp.text
+            assert time.monotonic() < deadline, "issuance did not resume after the database came back"
+            time.sleep(0.5)
+        assert httpx.get(url + "/ready", timeout=10).status_code == 200
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

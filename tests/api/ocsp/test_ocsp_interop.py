@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import subprocess
 import time
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 import httpx
 import pytest
+from cryptography import x509
 from cryptography.x509 import ocsp
 
 from tests.api.conftest import token_for
@@ -94,6 +97,13 @@ def test_get_with_cache_headers_and_sha384(server: Server) -> None:
         parsed = ocsp.load_der_ocsp_response(resp.content)
         assert resp.headers["expires"] and resp.headers["last-modified"] and resp.headers["etag"]
         assert parsed.next_update_utc is not None
+        # RFC 5019 §6.2: Expires = nextUpdate, Last-Modified = producedAt (HTTP dates, whole seconds)
+        assert parsedate_to_datetime(resp.headers["expires"]) == parsed.next_update_utc
+        assert parsedate_to_datetime(resp.headers["last-modified"]) == parsed.produced_at_utc
+        assert resp.headers["etag"].strip('"') == hashlib.sha1(resp.content).hexdigest()
+        again = httpx.get(f"{server.url}/ocsp/{quote(b64, safe='')}", timeout=10,
+                          headers={"if-none-match": resp.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
         assert int(cc.split("max-age=")[1].split(",")[0]) <= (parsed.next_update_utc - parsed.this_update_utc).total_seconds()
         (server.tmp / f"resp-{sha}.der").write_bytes(resp.content)
         res = openssl_ocsp(f, None, "-no_nonce", sha=sha, respin=server.tmp / f"resp-{sha}.der")
@@ -177,3 +187,11 @@ def test_crls_verify_with_openssl_and_list_revoked(server: Server) -> None:
     assert held.serial.upper() not in text.replace(":", "").upper()
     assert station.serial.upper() in text.replace(":", "").upper()
     assert httpx.get(f"{server.url}/crl/nope.crl").status_code == 404
+    # the CRL distribution point the certificate carries is served here, and is its issuer's CRL
+    from urllib.parse import urlsplit
+
+    cdp = station.certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    url = next(n.value for dp in cdp for n in (dp.full_name or []) if isinstance(n, x509.UniformResourceIdentifier))
+    served = httpx.get(f"{server.url}{urlsplit(url).path}", timeout=10)
+    assert served.status_code == 200, url
+    assert x509.load_der_x509_crl(served.content).issuer == station.certificate.issuer
