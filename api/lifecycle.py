@@ -2,8 +2,9 @@
 
 Configuration (``PNC_LIFECYCLE_*``, kept out of the shared Settings so this area stays self-contained):
 
-* ``PNC_LIFECYCLE_GATEWAY=module:factory`` — ``factory(services) -> StationGateway``; the OCPP outbox adapter in
-  production, a simulator in tests/demos. Without it, rotation jobs prepare the new CAs and then wait.
+* ``PNC_LIFECYCLE_GATEWAY=module:factory`` — ``factory(services) -> StationGateway``; default the OCPP outbox
+  adapter (``api.lifecycle_gateway:outbox_gateway``), a simulator in tests/demos. Set it empty and rotation jobs
+  prepare the new CAs and then wait.
 * ``PNC_LIFECYCLE_GRACE_HOURS`` (24) — how long a superseded station certificate stays valid.
 * ``PNC_LIFECYCLE_THRESHOLDS`` — e.g. ``station-client=30d,secc-leaf=14d,csms-sub=180d`` (overrides defaults).
 * ``PNC_LIFECYCLE_WATCH`` (true), ``PNC_LIFECYCLE_INTERVAL_S`` (300), ``PNC_LIFECYCLE_LEASE_TTL_S`` (900).
@@ -22,6 +23,7 @@ from typing import Any
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.context import Services
+from api.failure_log import RepeatedFailureLog
 from pki.clock import Clock
 from pki.lifecycle.expiry import ExpiryWatch, parse_thresholds
 from pki.lifecycle.gateway import StationGateway
@@ -36,7 +38,7 @@ log = logging.getLogger("pnc.lifecycle")
 class LifecycleSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PNC_LIFECYCLE_", env_file=None, extra="ignore")
 
-    gateway: str = ""
+    gateway: str = "api.lifecycle_gateway:outbox_gateway"
     grace_hours: float = 24.0
     thresholds: str = ""
     watch: bool = True
@@ -106,6 +108,7 @@ def start_background(services: Services) -> Callable[[], None]:
     if not lc.settings.watch:
         return lambda: None
     stop = threading.Event()
+    failures = RepeatedFailureLog(log, "expiry watch tick")
 
     def _loop() -> None:
         # the first tick waits one interval: start-up (migrations, recovery) finishes first
@@ -115,8 +118,9 @@ def start_background(services: Services) -> Callable[[], None]:
                 if report.leader and (report.triggered or report.warned or report.revoked):
                     log.info("expiry watch: %d renewals triggered, %d warnings, %d revoked",
                              len(report.triggered), len(report.warned), report.revoked)
-            except Exception:  # keep the watch alive; the next tick retries
-                log.exception("expiry watch tick failed")
+                failures.ok()
+            except Exception as exc:  # keep the watch alive; the next tick retries
+                failures.failed(exc)
 
     thread = threading.Thread(target=_loop, name="pnc-expiry-watch", daemon=True)
     thread.start()

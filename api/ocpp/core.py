@@ -19,13 +19,16 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 
+from api import lifecycle
 from api.context import Services
 from api.ocpp.settings import OcppSettings
 from pki import contract_auth, stations
 from pki.errors import InvalidRequest, PkiError
 from pki.hashdata import CertificateHashData
+from pki.profiles import CertKind, Generation
 from pki.store import ocpp_repo, repo
 from pki.store.ocpp_models import OcppOutbox, OcppStation
 
@@ -72,6 +75,9 @@ class StationCore:
         self.services = services
         self.settings = settings
         self._last_seen: dict[str, dt.datetime] = {}
+        # where lifecycle bookkeeping runs: inline by default; the runtime hands it to its lifecycle thread so that
+        # it never delays a CertificateSigned (ordered: one thread, issued before answered)
+        self.defer: Callable[[Callable[[], None]], None] = lambda fn: fn()
 
     @property
     def authority(self) -> Any:
@@ -133,6 +139,9 @@ class StationCore:
     def on_SecurityEventNotification(self, station: OcppStation, version: str, p: dict[str, Any],
                                      ch: Channel) -> Result:
         ocpp_repo.add_event(self.services.db, station.station_id, "security", p.get("type"), p)
+        # InvalidChargingStationCertificate (1.6: InvalidChargePointCertificate) marks the new certificate rejected
+        lifecycle_hook(lifecycle.on_security_event, self.services, station.station_id, str(p.get("type", "")),
+                       p.get("techInfo") or p.get("techinfo"), _parse_time(p.get("timestamp")))
         return Result({})
 
     # --- A02/A03 SignCertificate --------------------------------------------------------------------------
@@ -154,17 +163,27 @@ class StationCore:
                 answer["statusInfo"] = status_info(exc)
             return Result(answer)
         request_id = p.get("requestId")
+        est = self._est_for(station.station_id) if plan.kind is CertKind.SECC_LEAF else None
 
         def issue() -> None:
             try:
-                issued = self.authority.issue_from_csr(
-                    p["csr"], plan.kind, generation=plan.generation, issuer=plan.issuer, expect=plan.expect,
-                    owner=station.station_id, actor=f"station:{station.station_id}")
+                if est is not None:  # routed to an upstream EST CA (PNC_CONTRACT_ROUTING "est")
+                    chain_pem = self._enroll_upstream(est, station, p["csr"], plan.generation)
+                else:
+                    issued = self.authority.issue_from_csr(
+                        p["csr"], plan.kind, generation=plan.generation, issuer=plan.issuer, expect=plan.expect,
+                        owner=station.station_id, actor=f"station:{station.station_id}")
+                    chain_pem = issued.chain_pem()
+                    record_id = issued.record.id
+                    if record_id is not None:  # the lifecycle follows it: sent → accepted → in use
+                        use = "V2GCertificate" if plan.kind is CertKind.SECC_LEAF else "ChargingStationCertificate"
+                        self.defer(lambda: lifecycle_hook(lifecycle.on_certificate_issued, self.services,
+                                                          station.station_id, record_id, use))
             except PkiError as exc:  # accepted, then the CA refused: the station never learns it; tell operators
                 ocpp_repo.add_event(self.services.db, station.station_id, "sign-failed", exc.code,
                                     {"message": exc.message, "certificateType": cert_type})
                 return
-            signed: dict[str, Any] = {"certificateChain": issued.chain_pem()}
+            signed: dict[str, Any] = {"certificateChain": chain_pem}
             if plan.certificate_type is not None and (version != "1.6" or ch.wrap == "pnc"):
                 signed["certificateType"] = plan.certificate_type  # A02.FR.14: echo the type
             if request_id is not None and version == "2.1":
@@ -172,6 +191,25 @@ class StationCore:
             self.enqueue(station.station_id, "CertificateSigned", signed, ch, actor=f"station:{station.station_id}")
 
         return Result({"status": "Accepted"}, followup=issue)
+
+    def _est_for(self, station_id: str) -> Any:
+        """The upstream EST CA this station's SECC certificates come from, or None for our CPO Sub-CA 2."""
+        try:
+            router = getattr(getattr(self.services, "contracts", None), "router", None)
+            return router.route_est(station_id) if router is not None else None
+        except PkiError as exc:  # misconfigured routing: sign locally, and say so
+            log.error("EST routing for %s failed (%s); signing locally", station_id, exc.code)
+            return None
+
+    def _enroll_upstream(self, est: Any, station: OcppStation, csr: str, generation: Generation) -> str:
+        """simpleenroll at the upstream EST CA (the station's CSR was checked by plan_sign); PEM chain, leaf first."""
+        certs = est.enroll_secc(csr, iso15118_20=generation is Generation.ISO15118_20)
+        leaf = certs[0]
+        repo.add_audit(self.services.db, repo.audit_event(
+            f"station:{station.station_id}", "ocpp.sign_certificate.upstream", "success", target=station.station_id,
+            details={"est": est.name, "serial": format(leaf.serial_number, "x"),
+                     "issuer": leaf.issuer.rfc4514_string()[:255]}))
+        return "".join(c.public_bytes(Encoding.PEM).decode() for c in certs)
 
     def enqueue(self, station_id: str, action: str, payload: dict[str, Any], ch: Channel, *,
                 actor: str) -> OcppOutbox:
@@ -249,11 +287,19 @@ class StationCore:
         outcome = contract_auth.authorize(self.authority, str(id_token.get("idToken", "")),
                                           certificate_pem=p.get("certificate"),
                                           hash_data=p.get("iso15118CertificateHashData"), status_of=status_of,
-                                          now=self.now())
+                                          now=self.now(), trust=self._trust_store())
         ocpp_repo.add_event(self.services.db, station.station_id, "authorize", outcome.certificate_status,
                             {"idToken": id_token.get("idToken"), "reason": outcome.reason})
         return Result({"idTokenInfo": {"status": outcome.id_token_status},
                        "certificateStatus": outcome.certificate_status})
+
+    def _trust_store(self) -> Any:
+        """The contract service's trust store (imported MO/V2G roots, cached); None -> contract_auth builds one."""
+        try:
+            contracts = getattr(self.services, "contracts", None)
+        except PkiError:  # contract service misconfigured: Authorize still works with a fresh store
+            return None
+        return getattr(contracts, "trust", None)
 
     # --- M01/M02 Get15118EVCertificate ----------------------------------------------------------------------
 
@@ -266,10 +312,16 @@ class StationCore:
             return Result({"status": "Failed", "exiResponse": "",
                            "statusInfo": status_info("NoContractService",
                                                      "contract certificate service is not configured")})
+        payload = dict(p)
+        # The ocpp package's camel-case round trip of the handler kwargs turns prioritizedEMAIDs into
+        # "prioritizedEmaiDs"; give the contract service the schema's name back.
+        for odd in ("prioritizedEmaiDs", "prioritizedEmaids"):
+            if odd in payload and "prioritizedEMAIDs" not in payload:
+                payload["prioritizedEMAIDs"] = payload.pop(odd)
         try:
             answer: dict[str, Any] = contracts.handle_ocpp_request(
                 station=station, iso15118_schema_version=p["iso15118SchemaVersion"], action=p["action"],
-                exi_request=p["exiRequest"], payload=p)
+                exi_request=p["exiRequest"], payload=payload, ocpp_version=version)
         except PkiError as exc:
             return Result({"status": "Failed", "exiResponse": "", "statusInfo": status_info(exc)})
         return Result(answer)
@@ -277,7 +329,7 @@ class StationCore:
     # --- OCPP 1.6 PnC application note: DataTransfer --------------------------------------------------------
 
     def on_DataTransfer(self, station: OcppStation, version: str, p: dict[str, Any], ch: Channel) -> Result:
-        from ocpp.messages import get_validator
+        from api.ocpp.schema_formats import get_validator
 
         if p.get("vendorId") != PNC_VENDOR:
             return Result({"status": "UnknownVendorId"})
@@ -292,6 +344,25 @@ class StationCore:
         wrapped = Channel(delivery=ch.delivery, wrap="pnc", notify=ch.notify)
         result = self.handle(station, "1.6", str(message_id), inner, wrapped)
         return Result({"status": "Accepted", "data": json.dumps(result.payload)}, result.followup)
+
+
+def lifecycle_hook(hook: Callable[..., None], *args: Any) -> None:
+    """Call one lifecycle hook; its failure is logged and never costs the station its OCPP answer."""
+    try:
+        hook(*args)
+    except Exception as exc:  # the OCPP flow must go on; operators see the log line
+        log.error("lifecycle hook %s failed: %s: %s", getattr(hook, "__name__", hook), type(exc).__name__,
+                  str(exc)[:200])
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 def serialization_der() -> Any:

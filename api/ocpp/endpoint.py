@@ -89,8 +89,10 @@ def _basic(ws: WebSocket) -> tuple[str | None, str | None]:
     return (user, password) if sep else (None, None)
 
 
-def authenticate(ws: WebSocket, runtime: OcppRuntime, station_id: str) -> OcppStation:
-    """Blocking (scrypt, database): run in a thread."""
+def authenticate(ws: WebSocket, runtime: OcppRuntime,
+                 station_id: str) -> tuple[OcppStation, x509.Certificate | None]:
+    """Blocking (scrypt, database): run in a thread. Returns the station and, for profile 3, the client
+    certificate it authenticated with."""
     station = ocpp_repo.get_station(runtime.services.db, station_id)
     if station is None or not station.enabled:
         raise Unauthorized("unknown station")  # same answer as a wrong password: no identity enumeration
@@ -102,10 +104,10 @@ def authenticate(ws: WebSocket, runtime: OcppRuntime, station_id: str) -> OcppSt
         if cert is None:
             raise Unauthorized("security profile 3 requires a TLS client certificate")
         stations.authenticate_client_certificate(runtime.services.authority, station, cert, runtime.core.now())
-    else:
-        user, password = _basic(ws)
-        stations.authenticate_basic(station, user, password)
-    return station
+        return station, cert
+    user, password = _basic(ws)
+    stations.authenticate_basic(station, user, password)
+    return station, None
 
 
 async def _deny(ws: WebSocket, status: int, reason: str) -> None:
@@ -125,7 +127,7 @@ async def ocpp_endpoint(websocket: WebSocket, station_id: str) -> None:
         await _deny(websocket, 400, "no supported OCPP subprotocol (ocpp2.1, ocpp2.0.1, ocpp1.6)")
         return
     try:
-        station = await asyncio.to_thread(authenticate, websocket, runtime, station_id)
+        station, client_cert = await asyncio.to_thread(authenticate, websocket, runtime, station_id)
     except PkiError as exc:
         await asyncio.to_thread(repo.add_audit, runtime.services.db, repo.audit_event(
             f"station:{station_id}"[:128], "ocpp.connect", "refused", target=station_id[:255],
@@ -144,6 +146,9 @@ async def ocpp_endpoint(websocket: WebSocket, station_id: str) -> None:
                            runtime.settings.call_timeout)
     session = Session(station_id, version, cp)
     await runtime.attach(session)
+    # SP3: the certificate it authenticated with is now in use (older ones are superseded); open rotation jobs
+    # and renewals for this station move on now that it is reachable
+    runtime.station_event(station_id, client_cert, connected=True)
     try:
         await serve(websocket, cp, version, runtime.settings.max_frame_bytes)
     finally:

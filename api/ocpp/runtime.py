@@ -14,7 +14,10 @@ import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,13 +25,16 @@ from typing import Any
 import httpx
 from cryptography import x509
 
+from api import lifecycle
 from api.context import Services
-from api.ocpp.core import Channel, StationCore
+from api.failure_log import RepeatedFailureLog
+from api.ocpp.core import Channel, StationCore, lifecycle_hook
 from api.ocpp.settings import OcppSettings
 from api.ocpp.station_cp import CallErrorReceived
 from pki import stations
 from pki.errors import InvalidRequest, PkiError
-from pki.store import ocpp_repo
+from pki.lifecycle.jobs import process_holder
+from pki.store import ocpp_repo, repo
 from pki.store.ocpp_models import OcppInstalledCertificate, OcppOutbox, OutboxStatus
 
 log = logging.getLogger("pnc.ocpp")
@@ -44,6 +50,16 @@ class Session:
     cp: Any
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    closed: bool = False
+
+    def end(self) -> None:
+        """Stop the delivery loop. Cancellation alone is not enough on Python 3.11: ``asyncio.wait_for`` (used
+        by the ocpp package's call) can swallow a cancel that races the answer, and the loop then sleeps on
+        ``wake`` forever, keeping uvicorn's shutdown waiting; the flag plus a wake-up ends it either way."""
+        self.closed = True
+        self.wake.set()
+        if self.task is not None:
+            self.task.cancel()
 
 
 class OcppRuntime:
@@ -53,15 +69,29 @@ class OcppRuntime:
         self.core = StationCore(services, self.settings)
         self.sessions: dict[str, Session] = {}
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pnc-sign")
+        # lifecycle work triggered by station traffic (connect, answers to rotation calls) runs here, one at a
+        # time and off the event loop; a station already waiting for a pass is not queued twice
+        self.lifecycle_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pnc-lifecycle")
+        self._lifecycle_pending: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self.core.defer = lambda fn: self._defer(fn)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._webhooks: set[asyncio.Task[None]] = set()
+        self._tick_failures = RepeatedFailureLog(log, "outbox tick")
+        # unique per process start: a restarted process (same host and pid in a container) is a new holder, so
+        # the calls its predecessor left "sent" are recognised as orphans
+        self.instance_id = self.settings.instance_id or f"{process_holder()}:{secrets.token_hex(3)}"
+        self._lease = dt.timedelta(seconds=self.settings.connection_lease)
+        self._renewed_at = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        await asyncio.to_thread(ocpp_repo.requeue_sent, self.services.db)  # calls cut off by a restart
+        # calls cut off by a dead instance (this process' predecessor, or another one); calls in flight on live
+        # instances stay as they are
+        await asyncio.to_thread(ocpp_repo.requeue_orphans, self.services.db, self.core.now())
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def stop(self) -> None:
@@ -70,9 +100,56 @@ class OcppRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         for session in list(self.sessions.values()):
-            if session.task is not None:
-                session.task.cancel()
+            session.end()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.lifecycle_executor.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):  # the database may be down; the leases then simply run out
+            await asyncio.to_thread(self._release_all)
+
+    def _release_all(self) -> None:
+        ocpp_repo.requeue_sent(self.services.db, sent_by=self.instance_id)
+        ocpp_repo.release_instance(self.services.db, self.instance_id)
+
+    def _defer(self, fn: Callable[[], None], station_id: str | None = None) -> None:
+        """Run ``fn`` on the lifecycle thread. A job pass of ``station_id`` queued before it no longer counts as
+        pending: the next one is queued after ``fn``, so it sees what ``fn`` changed (no lost wake-up)."""
+        if station_id is not None:
+            with self._pending_lock:
+                self._lifecycle_pending.discard(station_id)
+        try:
+            self.lifecycle_executor.submit(fn)
+        except RuntimeError:  # shutting down: do it here rather than lose it
+            fn()
+
+    def station_event(self, station_id: str, client_certificate: x509.Certificate | None = None,
+                      connected: bool = False) -> None:
+        """Let the lifecycle react to a station's traffic in the background: a (re)connect records the client
+        certificate it used (SP3: supersedes older ones) and renews expiring certificates; any event advances the
+        rotation jobs the station takes part in (the answer it just gave may complete a step). Connects are always
+        queued (they carry the certificate); a job pass already waiting for the station is not queued twice."""
+        if not connected:
+            with self._pending_lock:
+                if station_id in self._lifecycle_pending:
+                    return
+                self._lifecycle_pending.add(station_id)
+
+        def work() -> None:
+            if not connected:
+                with self._pending_lock:
+                    self._lifecycle_pending.discard(station_id)
+            try:
+                if connected:
+                    lifecycle.on_station_connected(self.services, station_id, client_certificate)
+                else:
+                    lifecycle.lifecycle_for(self.services).engine.run_open_jobs_for_station(station_id)
+            except Exception as exc:  # lifecycle trouble must not touch the OCPP session
+                log.error("lifecycle update for %s failed: %s: %s", station_id, type(exc).__name__, str(exc)[:200])
+
+        try:
+            self.lifecycle_executor.submit(work)
+        except RuntimeError:  # shutting down
+            with self._pending_lock:
+                self._lifecycle_pending.discard(station_id)
 
     def channel(self, delivery: str = "direct") -> Channel:
         return Channel(delivery=delivery, notify=self.notify)
@@ -94,19 +171,27 @@ class OcppRuntime:
 
     async def attach(self, session: Session) -> None:
         old = self.sessions.get(session.station_id)
-        if old is not None and old.task is not None:
-            old.task.cancel()
+        if old is not None:
+            old.end()
         self.sessions[session.station_id] = session
+        await asyncio.to_thread(ocpp_repo.claim_connection, self.services.db, session.station_id, self.instance_id,
+                                self.core.now(), self._lease)
         session.task = asyncio.create_task(self._deliver_forever(session))
 
     async def detach(self, session: Session) -> None:
         if self.sessions.get(session.station_id) is session:
             del self.sessions[session.station_id]
+        session.end()
         if session.task is not None:
-            session.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await session.task
-        await asyncio.to_thread(ocpp_repo.requeue_sent, self.services.db, session.station_id)
+        await asyncio.to_thread(self._release, session.station_id)
+
+    def _release(self, station_id: str) -> None:
+        # our calls to it that are still on the wire go back to pending (delivered again on its next connect)
+        ocpp_repo.requeue_sent(self.services.db, station_id, sent_by=self.instance_id)
+        if station_id not in self.sessions:  # not replaced by a newer connection to this instance
+            ocpp_repo.release_connection(self.services.db, station_id, self.instance_id)
 
     async def _deliver_forever(self, session: Session) -> None:
         """Deliver everything pending at connect (back-off ignored), then sleep until woken.
@@ -115,13 +200,13 @@ class OcppRuntime:
         so 10,000 idle stations cost no database queries.
         """
         ignore_backoff = True
-        while True:
+        while not session.closed:
             session.wake.clear()
             rows = await asyncio.to_thread(ocpp_repo.due_outbox, self.services.db, self.core.now(),
                                            station_ids=[session.station_id], ignore_backoff=ignore_backoff)
             ignore_backoff = False
             for row in rows:
-                if self.sessions.get(session.station_id) is not session:
+                if session.closed or self.sessions.get(session.station_id) is not session:
                     return
                 await self._deliver(session, row)
             if rows:
@@ -131,7 +216,7 @@ class OcppRuntime:
     async def _deliver(self, session: Session, row: OcppOutbox) -> None:
         assert row.id is not None
         db = self.services.db
-        if not await asyncio.to_thread(ocpp_repo.claim_outbox, db, row.id, self.core.now()):
+        if not await asyncio.to_thread(ocpp_repo.claim_outbox, db, row.id, self.core.now(), self.instance_id):
             return
         try:
             answer = await session.cp.call_raw(row.action, json.loads(row.payload), wrap=row.wrap,
@@ -140,6 +225,7 @@ class OcppRuntime:
             await asyncio.to_thread(ocpp_repo.update_outbox, db, row.id, status=OutboxStatus.FAILED,
                                     error=f"CALLERROR {exc.code}: {exc.description}"[:512],
                                     answered_at=self.core.now())
+            self._after_outcome(row)
             return
         except (TimeoutError, ConnectionError, RuntimeError, OSError) as exc:
             await asyncio.to_thread(self._back_off, row.id, row.attempts + 1, type(exc).__name__)
@@ -147,8 +233,15 @@ class OcppRuntime:
         except Exception as exc:  # schema errors of a stored payload: never retry a call the station cannot take
             await asyncio.to_thread(ocpp_repo.update_outbox, db, row.id, status=OutboxStatus.FAILED,
                                     error=f"{type(exc).__name__}: {str(exc)[:400]}")
+            self._after_outcome(row)
             return
         await asyncio.to_thread(self.record_answer, row, answer)
+        self._after_outcome(row)
+
+    def _after_outcome(self, row: OcppOutbox) -> None:
+        """A lifecycle call (rotation, renewal) or a CertificateSigned got its outcome: advance the jobs."""
+        if (row.actor or "").startswith("lifecycle:") or row.action == "CertificateSigned":
+            self.station_event(row.station_id)
 
     def _back_off(self, outbox_id: int, attempts: int, reason: str) -> None:
         delay = min(self.settings.outbox_backoff_base * 2 ** max(attempts - 1, 0), self.settings.outbox_backoff_max)
@@ -167,22 +260,33 @@ class OcppRuntime:
                     if session is not None:
                         session.wake.set()
                 self._schedule_webhooks()
-            except Exception:
-                log.exception("outbox tick failed")
+                self._tick_failures.ok()
+            except Exception as exc:
+                self._tick_failures.failed(exc)
             await asyncio.sleep(self.settings.outbox_tick)
 
     def tick(self) -> set[str]:
         """One pass over due rows: expire rows past their TTL, back off rows of offline stations, and return the
-        connected stations that have due rows (their sessions are woken)."""
+        connected stations that have due rows (their sessions are woken). Rows of stations connected to another
+        live instance are that instance's to deliver; every ``connection_renew`` s this instance renews the
+        leases of its connections and requeues calls orphaned by dead instances."""
+        db = self.services.db
         now = self.core.now()
+        if time.monotonic() - self._renewed_at >= self.settings.connection_renew:
+            ocpp_repo.renew_connections(db, self.instance_id, now, self._lease)
+            ocpp_repo.requeue_orphans(db, now)
+            self._renewed_at = time.monotonic()
         online: set[str] = set()
-        for row in ocpp_repo.due_outbox(self.services.db, now, limit=500):
+        rows = ocpp_repo.due_outbox(db, now, limit=500)
+        elsewhere = ocpp_repo.live_owners(db, sorted({r.station_id for r in rows if r.station_id not in self.sessions}),
+                                          now)
+        for row in rows:
             assert row.id is not None
             if row.expires_at is not None and _utc(row.expires_at) < now:
-                ocpp_repo.update_outbox(self.services.db, row.id, status=OutboxStatus.EXPIRED, error="expired")
+                ocpp_repo.update_outbox(db, row.id, status=OutboxStatus.EXPIRED, error="expired")
             elif row.station_id in self.sessions:
                 online.add(row.station_id)
-            else:
+            elif row.station_id not in elsewhere:
                 self._back_off(row.id, row.attempts + 1, "station offline")
         return online
 
@@ -228,7 +332,9 @@ class OcppRuntime:
     def enqueue_command(self, station_ids: Sequence[str], action: str, payload: dict[str, Any], *, actor: str,
                         pnc: bool = False) -> list[OcppOutbox]:
         """Validate against the station's protocol version and queue; blocking (call from a thread)."""
-        from ocpp.messages import MessageType, get_validator
+        from ocpp.messages import MessageType
+
+        from api.ocpp.schema_formats import get_validator
 
         if action not in COMMANDS:
             raise InvalidRequest(f"{action} is not a certificate-management command; one of {', '.join(COMMANDS)}")
@@ -293,8 +399,27 @@ class OcppRuntime:
             cert = x509.load_pem_x509_certificate(payload["certificate"].encode())
             ocpp_repo.add_inventory(db, _inventory(sid, payload["certificateType"],
                                                    stations.hash_data_for(cert, None, "SHA256"), []))
-        elif row.action == "CertificateSigned" and answer.get("status") != "Accepted":
-            ocpp_repo.add_event(db, sid, "certificate-rejected", answer.get("status"), answer)
+        elif row.action == "CertificateSigned":
+            if answer.get("status") != "Accepted":
+                ocpp_repo.add_event(db, sid, "certificate-rejected", answer.get("status"), answer)
+            def signed_answer() -> None:
+                record = _signed_record(db, payload)
+                if record is not None and record.id is not None and record.owner == sid:
+                    info = answer.get("statusInfo")
+                    lifecycle_hook(lifecycle.on_certificate_signed_answer, self.services, sid, record.id,
+                                   str(answer.get("status")), info if isinstance(info, dict) else None)
+
+            self._defer(signed_answer, sid)
+
+
+def _signed_record(db: Any, payload: dict[str, Any]) -> Any:
+    """The certificate record behind a CertificateSigned payload (its leaf)."""
+    chain = str(payload.get("certificateChain", ""))
+    try:
+        leaf = x509.load_pem_x509_certificates(chain.encode())[0]
+    except (ValueError, IndexError):
+        return None
+    return repo.record_of(db, leaf)
 
 
 def _inventory(station_id: str, cert_type: str, h: dict[str, str], children: list[Any]) -> OcppInstalledCertificate:

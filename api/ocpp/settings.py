@@ -16,6 +16,11 @@ class OcppSettings(BaseSettings):
     outbox_backoff_max: float = 3600.0
     outbox_max_attempts: int = 50
     outbox_ttl_hours: int = 24 * 7
+    # Several instances on one database: each holds the connections of its own stations under a lease it renews
+    # every `connection_renew` s; calls left "sent" by an instance are requeued once its lease ran out.
+    connection_lease: float = 60.0
+    connection_renew: float = 20.0
+    instance_id: str | None = None  # default: host:pid:random (unique per process start)
     # Security profile 2/3 behind a TLS-terminating proxy: only these peers may assert TLS and a client certificate.
     trusted_proxies: list[str] = []
     client_cert_header: str = "x-ssl-client-cert"  # URL-encoded PEM (nginx $ssl_client_escaped_cert)

@@ -15,13 +15,14 @@ from typing import Any
 from fastapi import WebSocket
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import InternalError, OCPPError
-from ocpp.messages import Call, MessageType, get_validator, validate_payload
+from ocpp.messages import Call, MessageType, validate_payload
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as CP16
 from ocpp.v21 import ChargePoint as CP21
 from ocpp.v201 import ChargePoint as CP201
 
 from api.ocpp.core import PNC_VENDOR, Channel, StationCore
+from api.ocpp.schema_formats import get_validator
 from pki.errors import PkiError
 from pki.store.ocpp_models import OcppStation
 
@@ -82,6 +83,8 @@ class _Mixin:
 
     async def _send(self, message: str) -> None:
         """After the answer to a CALL is on the wire, start that CALL's follow-up (never before: A02 ordering)."""
+        if message.startswith("[4"):
+            message = callerror_for_version(message, self._ocpp_version)
         await self._connection.send(message)  # type: ignore[attr-defined]
         if self._followup and (message.startswith("[3") or message.startswith("[4")):
             try:
@@ -156,6 +159,33 @@ def make_charge_point(subprotocol: str, station: OcppStation, connection: WebSoc
     cp.tasks = set()
     return cp
 
+
+
+# The `ocpp` package names schema failures loosely: a missing required field becomes ProtocolError and any other
+# constraint (enum, pattern, minimum) FormatViolation, with the 2.0.1 spelling on 1.6 too. OCPP-J (1.6 §4.2.3,
+# 2.0.1 §4.3) defines precise codes, and stations act on them; the cause the package records tells which applies.
+_OCCURRENCE = {"1.6": "OccurenceConstraintViolation"}  # 1.6 spells it with one "r"
+
+
+def callerror_for_version(message: str, version: str) -> str:
+    """Rewrite a CALLERROR frame's code to the one OCPP-J of ``version`` prescribes for the recorded cause."""
+    try:
+        frame = json.loads(message)
+        code, details = str(frame[2]), frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {}
+    except (ValueError, IndexError, TypeError):
+        return message
+    cause = str(details.get("cause", ""))
+    new = code
+    if code == "ProtocolError" and "is a required property" in cause:
+        new = _OCCURRENCE.get(version, "OccurrenceConstraintViolation")
+    elif code in ("FormatViolation", "FormationViolation") and " is not one of " in cause:
+        new = "PropertyConstraintViolation"
+    elif code in ("FormatViolation", "FormationViolation"):
+        new = "FormationViolation" if version == "1.6" else "FormatViolation"
+    if new == code:
+        return message
+    frame[2] = new
+    return json.dumps(frame, separators=(",", ":"))
 
 __all__ = ["CHARGE_POINTS", "PREFERENCE", "SUBPROTOCOL_VERSION", "CallErrorReceived", "OCPPError",
            "WebSocketAdapter", "make_charge_point"]

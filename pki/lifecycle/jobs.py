@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,15 @@ class JobReport:
             out["stations"] = [{"station": i.station_id, "state": i.state, "step": i.step, "reason": i.reason,
                                 "attempts": i.attempts} for i in self.items]
         return out
+
+
+# The database lease keeps other processes out of a running job, but it is re-entrant for its holder (host:pid);
+# threads of one process (the CLI, the service's lifecycle thread, the expiry watch) are kept apart by this.
+# A thread that finds the job busy leaves a re-run request, so the running thread takes one more pass before it
+# lets go and the answer that woke the other thread is not lost.
+_RUNNING: set[tuple[int, int]] = set()
+_RERUN: set[tuple[int, int]] = set()
+_RUNNING_LOCK = threading.Lock()
 
 
 class JobEngine:
@@ -177,6 +187,27 @@ class JobEngine:
         handler = self.handlers.get(job.kind)
         if handler is None:
             raise InvalidRequest(f"no handler for job kind {job.kind!r}")
+        key = (id(self.db), job_id)
+        with _RUNNING_LOCK:
+            if key in _RUNNING:
+                _RERUN.add(key)
+                raise Conflict(f"job {job_id} is being run by another thread of this process")
+            _RUNNING.add(key)
+        try:
+            for _ in range(100):
+                job = self._run_leased(job_id, handler, max_ticks, on_tick)
+                with _RUNNING_LOCK:
+                    if key not in _RERUN or job.status in JobStatus.FINAL:
+                        _RERUN.discard(key)
+                        return job
+                    _RERUN.discard(key)
+            return job
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(key)
+
+    def _run_leased(self, job_id: int, handler: JobHandler, max_ticks: int,
+                    on_tick: Callable[[JobReport], None] | None) -> LifecycleJob:
         self._acquire(job_id)
         try:
             for _ in range(max_ticks):

@@ -11,7 +11,6 @@ close to its end issues ever shorter leaves. The old CA is retired once nothing 
 from __future__ import annotations
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from pki.authority import Authority
 from pki.clock import utc
@@ -108,7 +107,7 @@ def retire_ca(authority: Authority, name: str, *, force: bool = False, actor: st
 
 def chain_names(authority: Authority, cert: x509.Certificate) -> list[str]:
     """Names of the CAs in the chain a new leaf of the given certificate would get (for display)."""
-    rec = repo.get_certificate_by_fingerprint(authority.db, cert.fingerprint(hashes.SHA256()).hex())
+    rec = repo.record_of(authority.db, cert)
     if rec is None:
         return []
     names = []

@@ -370,7 +370,9 @@ class RootRotation:
             assert rec is not None and rec.der is not None
             link = x509.load_der_x509_certificate(rec.der)
             link_pem = _pem(link)
-            new_pairs.append((link, old_cert))
+            # RFC 6960 CertID semantics (issuer = the old root) and what many stations report for any CA in their
+            # store (the certificate's own subject and key, as for a self-signed root): both mean "installed"
+            new_pairs += [(link, old_cert), (link, link)]
         # the old root may itself be on stations as a link certificate from the previous rotation
         old_pairs = [(old_cert, old_cert)]
         for rec in repo.list_certificates(self.db, owner=f"link:{old.name}", limit=10):
@@ -378,7 +380,7 @@ class RootRotation:
                 prev = x509.load_der_x509_certificate(rec.der)
                 issuer_ca = repo.get_ca(self.db, rec.ca_id)
                 if issuer_ca is not None:
-                    old_pairs.append((prev, self.authority.ca_certificate(issuer_ca)))
+                    old_pairs += [(prev, self.authority.ca_certificate(issuer_ca)), (prev, prev)]
         hierarchy = Hierarchy(params["hierarchy"])
         return RootRotation._Ctx(
             hierarchy=hierarchy, install_type=INSTALL_TYPE[hierarchy], link_wanted=bool(params["link_certificate"]),
@@ -627,7 +629,7 @@ def issue_link_certificate(authority: Authority, old_root: CertificateAuthority,
                                   crl_distribution_point=False)
     old_cert = authority.ca_certificate(old_root)
     remaining = (new_root_cert.not_valid_after_utc - authority.clock.now()).days
-    days = max(1, min(remaining, profile.max_validity_days))
+    days = max(1, min(remaining, authority.validity.limits(profile)[1]))
     signer = authority.keys.signer(old_root.key_uri)
     issued = authority._issue(
         profile, new_root_cert.subject, new_root_cert.public_key(), issuer=old_root, issuer_name=old_cert.subject,

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from pki.clock import Clock, SystemClock, utc
 from pki.store import lifecycle_repo as lrepo
@@ -93,8 +92,7 @@ class StationLifecycle:
 
     def station_connected(self, station_id: str, client_certificate: x509.Certificate) -> StationCertificate | None:
         """A station connected with ``client_certificate`` (SP3). Marks it in use and supersedes older ones."""
-        fp = client_certificate.fingerprint(hashes.SHA256()).hex()
-        rec = repo.get_certificate_by_fingerprint(self.db, fp)
+        rec = repo.record_of(self.db, client_certificate)
         if rec is None or rec.id is None or rec.owner not in (None, station_id):
             return None
         row = lrepo.get_station_certificate(self.db, rec.id)

@@ -34,7 +34,15 @@ def test_rotate_dry_run_changes_nothing(env: Path) -> None:
     assert runner.invoke(app, ["job", "show", "1"]).exit_code == 3
 
 
-def test_rotate_without_gateway_prepares_and_waits_then_cancel(env: Path) -> None:
+def test_rotate_with_the_default_outbox_gateway_and_no_stations_completes(env: Path) -> None:
+    res = runner.invoke(app, ["root", "rotate", "--hierarchy", "oem", "--rate", "0"])
+    assert res.exit_code == 0, res.output
+    assert "completed" in res.output and "oem-root retired" in res.output
+    assert json.loads(runner.invoke(app, ["job", "show", "1", "--json"]).output)["status"] == "completed"
+
+
+def test_rotate_without_gateway_prepares_and_waits_then_cancel(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PNC_LIFECYCLE_GATEWAY", "")  # explicitly switched off
     res = runner.invoke(app, ["root", "rotate", "--hierarchy", "oem", "--rate", "0"])
     assert res.exit_code == 0, res.output
     assert "waiting" in res.output and "gateway" in res.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import socket
 import threading
 import time
@@ -42,8 +43,10 @@ def ocpp_settings() -> OcppSettings:
                         max_frame_bytes=32_768)
 
 
-@pytest.fixture
-def server(services: Services, ocpp_settings: OcppSettings) -> Iterator[Server]:
+@contextlib.contextmanager
+def serving(services: Services, ocpp_settings: OcppSettings) -> Iterator[Server]:
+    """One pnc-pki instance (app + OCPP runtime) on a free port; several may share ``services`` (one database),
+    as several processes share one PostgreSQL."""
     app = create_app(services=services)
     runtime = OcppRuntime(services, ocpp_settings)
     app.state.ocpp = runtime
@@ -61,8 +64,25 @@ def server(services: Services, ocpp_settings: OcppSettings) -> Iterator[Server]:
     try:
         yield Server(f"ws://127.0.0.1:{port}/ocpp", f"http://127.0.0.1:{port}", runtime, services)
     finally:
-        srv.should_exit = True
+        stop_server(srv, thread)
+
+
+@pytest.fixture
+def server(services: Services, ocpp_settings: OcppSettings) -> Iterator[Server]:
+    with serving(services, ocpp_settings) as srv:
+        yield srv
+
+
+def stop_server(srv: uvicorn.Server, thread: threading.Thread) -> None:
+    """Graceful shutdown within 10 s (as an orchestrator would wait before SIGKILL). A server that does not stop
+    is a bug (a session task outliving its connection kept one alive, ticking against a dropped test schema): it
+    is forced down and the test fails."""
+    srv.should_exit = True
+    thread.join(timeout=10)
+    if thread.is_alive():
+        srv.force_exit = True
         thread.join(timeout=10)
+        raise AssertionError("uvicorn did not shut down gracefully within 10 s")
 
 
 def register(services: Services, station_id: str, *, serial: str | None = None, org: str = "Test CPO",

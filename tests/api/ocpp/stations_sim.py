@@ -49,6 +49,7 @@ class _Store:
         self.roots: dict[str, tuple[str, x509.Certificate]] = {}  # serial hex -> (type, cert)
         self.sign_answers: asyncio.Queue[Any] = asyncio.Queue()
         self.triggered: list[str] = []
+        self.inventory_requests = 0  # GetInstalledCertificateIds received (exactly-once delivery checks)
 
     def csr(self, cert_type: str | None) -> str:
         if cert_type in ("V2GCertificate", "V2G20Certificate") or (cert_type is None and self.secc):
@@ -101,6 +102,7 @@ class Station201(_Store, CP201):
 
     @on("GetInstalledCertificateIds")
     async def on_get_ids(self, certificate_type: list[str] | None = None, **kw: Any) -> Any:
+        self.inventory_requests += 1
         items = self.installed_ids(certificate_type)
         if not items:
             return result201.GetInstalledCertificateIds(status="NotFound")
@@ -167,7 +169,29 @@ class Station16(_Store, CP16):
         if message_id == "InstallCertificate":
             status = self.install(payload["certificateType"], payload["certificate"])
             return result16.DataTransfer(status="Accepted", data=json.dumps({"status": status}))
+        if message_id == "GetInstalledCertificateIds":
+            items = self.installed_ids(payload.get("certificateType"))
+            answer: dict[str, Any] = {"status": "Accepted", "certificateHashDataChain": items} if items else \
+                {"status": "NotFound"}
+            return result16.DataTransfer(status="Accepted", data=json.dumps(answer))
+        if message_id == "DeleteCertificate":
+            status = self.delete(payload["certificateHashData"])
+            return result16.DataTransfer(status="Accepted", data=json.dumps({"status": status}))
+        if message_id == "TriggerMessage":
+            self.triggered.append(payload.get("requestedMessage", ""))
+            self._pnc_csr = True
+            return result16.DataTransfer(status="Accepted", data=json.dumps({"status": "Accepted"}))
         return result16.DataTransfer(status="UnknownMessageId")
+
+    @after("DataTransfer")
+    async def after_data_transfer(self, vendor_id: str, message_id: str | None = None, **kw: Any) -> None:
+        if message_id == "TriggerMessage" and getattr(self, "_pnc_csr", False):
+            # like libocpp: an accepted PnC TriggerMessage is followed by a wrapped V2G SignCertificate
+            self._pnc_csr = False
+            data = json.dumps({"csr": self.csr("V2GCertificate"), "certificateType": "V2GCertificate"})
+            r = await self.call(call16.DataTransfer(vendor_id="org.openchargealliance.iso15118pnc",
+                                                    message_id="SignCertificate", data=data))
+            await self.sign_answers.put(r)
 
 
 CLASSES = {"ocpp2.0.1": Station201, "ocpp2.1": Station21, "ocpp1.6": Station16}

@@ -235,6 +235,14 @@ def test_hostile_frames_get_callerrors_and_the_socket_survives(server: Server) -
             assert err[:2] == [4, "m6"]
             err = await _raw_exchange(ws, json.dumps([2, "m7", "Heartbeat", {"x": "y" * 40_000}]))
             assert err[:3] == [4, "-1", "FormatViolation"]  # frame size limit
+            # the schemas' "format": "date-time" (RFC 3339) is checked too: not a time, or no time zone
+            for n, stamp in enumerate(("yesterday", "2026-01-01 00:00:00", "2026-13-01T00:00:00Z")):
+                err = await _raw_exchange(ws, json.dumps([2, f"t{n}", "SecurityEventNotification", {
+                    "type": "StartupOfTheDevice", "timestamp": stamp}]))
+                assert err[:3] == [4, f"t{n}", "FormatViolation"], (stamp, err)
+            ok = await _raw_exchange(ws, json.dumps([2, "t9", "SecurityEventNotification", {
+                "type": "StartupOfTheDevice", "timestamp": "2026-01-01T01:00:00.5+01:00"}]))
+            assert ok[:2] == [3, "t9"]
             ok = await _raw_exchange(ws, '[2, "m8", "Heartbeat", {}]')
             assert ok[0] == 3 and ok[1] == "m8" and "currentTime" in ok[2]
 
@@ -258,6 +266,22 @@ def test_handshake_refuses_unknown_or_wrongly_authenticated_stations(server: Ser
                                           additional_headers=headers):
                 pass
         assert exc.value.response.status_code == status
+
+    run(station())
+
+
+@pytest.mark.parametrize("offered", [["ocpp1.5"], ["ocpp2.0"], []])
+def test_handshake_without_a_supported_subprotocol_is_refused(server: Server, offered: list[str]) -> None:
+    """OCPP-J: the CSMS must not accept a connection it cannot speak; 400 before any authentication."""
+    register(server.services, "CS7b")
+
+    async def station() -> None:
+        with pytest.raises(websockets.InvalidStatus) as exc:
+            async with websockets.connect(f"{server.url}/CS7b", subprotocols=offered or None,  # type: ignore[arg-type]
+                                          additional_headers=basic("CS7b")):
+                pass
+        assert exc.value.response.status_code == 400
+        assert b"no supported OCPP subprotocol" in exc.value.response.body
 
     run(station())
 
@@ -294,3 +318,26 @@ def test_a_failing_handler_costs_one_callerror_not_the_connection(server: Server
             assert (await _raw_exchange(ws, '[2, "s2", "Heartbeat", {}]'))[:2] == [3, "s2"]
 
     run(station())
+
+
+@pytest.mark.parametrize(("trigger", "root"), [("SignV2GCertificate", "v2g-root"),
+                                               ("SignCombinedCertificate", "v2g-root")])
+def test_trigger_v2g_and_combined_renewal(server: Server, trigger: str, root: str) -> None:
+    """TriggerMessage SignV2GCertificate / SignCombinedCertificate: the station answers with a SignCertificate
+    (V2GCertificate, or no type for the combined certificate) and gets a chain for its SECC identity."""
+    register(server.services, "CS5")
+
+    async def station() -> tuple[dict[str, Any], list[str]]:
+        async with connect(server.url, "CS5") as cp:
+            await asyncio.to_thread(server.runtime.enqueue_command, ["CS5"], "TriggerMessage",
+                                    {"requestedMessage": trigger}, actor="test")
+            answer = await asyncio.wait_for(cp.sign_answers.get(), 10)
+            assert answer.status == "Accepted"
+            return await asyncio.wait_for(cp.signed.get(), 10), cp.triggered
+
+    result = run(station())
+    assert isinstance(result, tuple)
+    signed, triggered = result
+    assert triggered == [trigger]
+    certs = verify_chain(server, signed["certificateChain"], root)
+    assert certs[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "DE*PNC*E12345*1"

@@ -177,3 +177,37 @@ def test_hostile_frames_on_21_and_16(server: Server, subprotocol: str, format_co
             assert ok[:2] == [3, "e"]
 
     run(station())
+
+
+@pytest.mark.parametrize(("subprotocol", "occurrence", "format_code"), [
+    ("ocpp2.0.1", "OccurrenceConstraintViolation", "FormatViolation"),
+    ("ocpp2.1", "OccurrenceConstraintViolation", "FormatViolation"),
+    ("ocpp1.6", "OccurenceConstraintViolation", "FormationViolation"),  # OCPP-J 1.6 spells both so
+])
+def test_schema_failures_get_the_callerror_code_ocpp_j_prescribes(server: Server, subprotocol: str, occurrence: str,
+                                                                  format_code: str) -> None:
+    """Missing field → occurrence, bad enum value → property constraint, unknown field → format, per version."""
+    import websockets
+
+    from tests.api.ocpp.conftest import basic
+    from tests.api.ocpp.test_ocpp201 import _raw_exchange
+
+    register(server.services, "H2")
+    missing = (("StatusNotification", {"connectorId": 1, "errorCode": "NoError"}) if subprotocol == "ocpp1.6"
+               else ("SignCertificate", {}))
+    bad_enum = (("StatusNotification", {"connectorId": 1, "errorCode": "NoSuchError", "status": "Available"})
+                if subprotocol == "ocpp1.6" else ("SignCertificate", {"csr": "x", "certificateType": "NoSuchType"}))
+
+    async def station() -> None:
+        async with websockets.connect(f"{server.url}/H2", subprotocols=[subprotocol],  # type: ignore[list-item]
+                                      additional_headers=basic("H2")) as ws:
+            err = await _raw_exchange(ws, json.dumps([2, "o1", *missing]))
+            assert err[:3] == [4, "o1", occurrence], err
+            err = await _raw_exchange(ws, json.dumps([2, "o2", *bad_enum]))
+            assert err[:3] == [4, "o2", "PropertyConstraintViolation"], err
+            err = await _raw_exchange(ws, json.dumps([2, "o3", "Heartbeat", {"unexpected": True}]))
+            assert err[:3] == [4, "o3", format_code], err
+            ok = await _raw_exchange(ws, '[2, "o4", "Heartbeat", {}]')
+            assert ok[:2] == [3, "o4"]  # the connection stays usable
+
+    run(station())

@@ -24,7 +24,7 @@ from pki.clock import FixedClock
 from pki.profiles import CertKind
 from pki.store import ocpp_repo
 from pki.store.ocpp_models import OcppOutbox, OutboxStatus
-from tests.api.ocpp.conftest import Server, basic, free_port, register, run
+from tests.api.ocpp.conftest import Server, basic, free_port, register, run, stop_server
 from tests.api.ocpp.stations_sim import CLASSES
 from tests.helpers import make_csr, p256
 
@@ -117,8 +117,7 @@ def test_profile_2_over_real_tls(services: Services, tmp_path: Path) -> None:
         stamp = run(_boot(f"wss://localhost:{port}/ocpp", "P2", basic("P2"), ctx))
         assert isinstance(stamp, str) and stamp.endswith("Z")
     finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+        stop_server(srv, thread)
 
 
 def test_outbox_backs_off_while_offline_and_survives_a_restart(services: Services) -> None:
@@ -146,7 +145,7 @@ def test_outbox_backs_off_while_offline_and_survives_a_restart(services: Service
     # a call on the wire when the process died is pending again after restart (never lost, never doubled)
     sent = ocpp_repo.enqueue(db, [OcppOutbox(station_id="OB1", action="TriggerMessage", status=OutboxStatus.SENT,
                                              payload=json.dumps({"requestedMessage": "SignV2GCertificate"}))])[0]
-    assert ocpp_repo.requeue_sent(db) == 1
+    assert ocpp_repo.requeue_orphans(db, clock.now()) == 1  # what start() does: its sender holds no connection
     assert sent.id is not None and ocpp_repo.claim_outbox(db, sent.id, clock.now())
     assert not ocpp_repo.claim_outbox(db, sent.id, clock.now())  # claimed once only
     runtime.executor.shutdown()

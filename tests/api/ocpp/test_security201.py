@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -212,3 +213,80 @@ def test_hash_data_helper_matches_pki_hashdata() -> None:
 
     assert hash_data(cert, "SHA512") == certificate_hash_data(cert, None, HashAlgorithm.SHA512).to_ocpp()
     assert hash_data(cert)["serialNumber"] == "fff"
+
+
+def test_authorize_with_a_contract_under_an_imported_mo_root(server: Server) -> None:
+    """A foreign eMSP's MO root (and sub-CAs) imported into the trust store makes its contracts authorise;
+    without the import, or after removal, the chain has no trusted root."""
+    from pki.iso15118.trust import TrustStore
+    from tests.pki.iso15118.chains import make
+
+    register(server.services, "AU2")
+    emaid = generate_emaid("NL", "EMP", "C00000042")
+    root = make("Foreign eMSP MO Root", None, ca=True, dc="MO", days=3650)
+    sub1 = make("Foreign eMSP MO Sub1", root, ca=True, pathlen=1, dc="MO")
+    sub2 = make("Foreign eMSP MO Sub2", sub1, ca=True, pathlen=0, dc="MO")
+    leaf = make(emaid, sub2, ca=False, dc="MO")
+    pem_of = [n.cert.public_bytes(serialization.Encoding.PEM).decode() for n in (leaf, sub2, sub1, root)]
+    token = {"id_token": emaid, "type": "eMAID"}
+    trust = server.services.contracts.trust
+    assert isinstance(trust, TrustStore)
+
+    async def authorize(chain: str) -> tuple[str, str]:
+        async with connect(server.url, "AU2") as cp:
+            a = await cp.call(call.Authorize(id_token=token, certificate=chain))
+            return a.id_token_info["status"], a.certificate_status
+
+    def answer(chain: str) -> object:
+        return run(authorize(chain))
+
+    assert answer(pem_of[0] + pem_of[1] + pem_of[2]) == ("Invalid", "CertChainError")  # not imported yet
+    added = trust.add("".join(pem_of[1:]), "mo", label="Foreign eMSP", actor="test")  # sub-CAs before root
+    assert len(added) == 3
+    assert answer(pem_of[0] + pem_of[1] + pem_of[2]) == ("Accepted", "Accepted")  # without the root
+    assert answer(pem_of[0]) == ("Accepted", "Accepted")  # sub-CAs completed from the trust store
+    assert answer("".join(pem_of)) == ("Accepted", "Accepted")  # with the root
+    other = make(generate_emaid("NL", "EMP", "C00000043"), sub2, ca=False, dc="MO")
+    assert answer(other.cert.public_bytes(serialization.Encoding.PEM).decode()) == ("Invalid", "ContractCancelled")
+    forged_sub2 = make("Foreign eMSP MO Sub2", sub1, ca=True, pathlen=0, dc="MO")  # same name, other key
+    forged = make(emaid, forged_sub2, ca=False, dc="MO")
+    assert answer(forged.cert.public_bytes(serialization.Encoding.PEM).decode()) == ("Invalid", "SignatureError")
+    for anchor in added:
+        trust.remove(str(anchor.id), actor="test")
+    assert answer(pem_of[0] + pem_of[1] + pem_of[2]) == ("Invalid", "CertChainError")
+
+
+def test_v16_pnc_authorize_and_get_certificate_status_through_data_transfer(server: Server) -> None:
+    """OCA PnC application note over OCPP 1.6: the 2.0.1 payloads as JSON strings in DataTransfer, answered with
+    the 2.0.1 response as a JSON string — the same contract checks and the same OCSP bytes as over 2.0.1."""
+    from ocpp.v16 import call as call16
+
+    register(server.services, "PN16")
+    contract = issue_contract(server)
+    leaf, sub2 = issue_secc(server)
+    vendor = "org.openchargealliance.iso15118pnc"
+
+    async def station() -> list[Any]:
+        async with connect(server.url, "PN16", "ocpp1.6") as cp:
+            out = []
+            for message_id, payload in (
+                ("Authorize", {"idToken": {"idToken": EMAID, "type": "eMAID"}, "certificate": _pem_chain(contract)}),
+                ("Authorize", {"idToken": {"idToken": EMAID, "type": "eMAID"},
+                               "iso15118CertificateHashData": [ocsp_data(contract.certificate, contract.chain[0])]}),
+                ("GetCertificateStatus", {"ocspRequestData": ocsp_data(leaf, sub2)}),
+            ):
+                out.append(await cp.call(call16.DataTransfer(vendor_id=vendor, message_id=message_id,
+                                                             data=json.dumps(payload))))
+            await asyncio.to_thread(mark_revoked, server, contract.record.id)
+            out.append(await cp.call(call16.DataTransfer(vendor_id=vendor, message_id="Authorize", data=json.dumps(
+                {"idToken": {"idToken": EMAID, "type": "eMAID"}, "certificate": _pem_chain(contract)}))))
+            return out
+
+    answers = run(station())
+    assert isinstance(answers, list) and all(a.status == "Accepted" for a in answers)
+    inner = [json.loads(a.data) for a in answers]
+    assert [(i["idTokenInfo"]["status"], i["certificateStatus"]) for i in (inner[0], inner[1], inner[3])] == \
+        [("Accepted", "Accepted"), ("Accepted", "Accepted"), ("Invalid", "CertificateRevoked")]
+    assert inner[2]["status"] == "Accepted"
+    resp = ocsp.load_der_ocsp_response(base64.b64decode(inner[2]["ocspResult"]))  # the station's own parser
+    assert resp.certificate_status is ocsp.OCSPCertStatus.GOOD and resp.serial_number == leaf.serial_number

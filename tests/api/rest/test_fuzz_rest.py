@@ -10,6 +10,12 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+
+# Imported here, at collection, rather than lazily by ``from_dict`` inside the test: pytest rewrites this plugin's
+# modules with ast.parse, and CPython 3.11's AST converter keeps its recursion depth in shared state, so a parse
+# racing another thread's (3.11 tracebacks call ast.parse for their carets, e.g. a background thread logging an
+# exception) dies with "SystemError: AST constructor recursion depth mismatch" (seen in CI).
+import schemathesis.specs.openapi.schemas
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st

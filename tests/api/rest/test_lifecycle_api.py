@@ -13,6 +13,9 @@ def _h(token: str) -> dict[str, str]:
 
 
 def test_rotation_jobs_and_roles(client: TestClient, services: Services, admin_token: str) -> None:
+    from api.lifecycle import LifecycleSettings, lifecycle_for
+
+    lifecycle_for(services, settings=LifecycleSettings(gateway=""))  # no roll-out: the job prepares CAs and waits
     auditor = token_for(services, "auditor")
     plan = client.post("/api/v1/jobs/root-rotation", json={"hierarchy": "csms", "dry_run": True},
                        headers=_h(admin_token))

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from pki.audit import AuditLog
 from pki.authority import Authority
 from pki.clock import FixedClock
 from pki.hashdata import CertificateHashData
@@ -112,6 +113,9 @@ def test_csms_root_rotation_with_offline_stations(world, clock: FixedClock) -> N
     actions = [e.action for e in repo.list_audit(authority.db, limit=10_000)]
     assert actions.count("trust.install") == 24 and actions.count("trust.delete") == 24
     assert "ca.retire" in actions and "job.complete" in actions
+    # jobs, superseding revocations and trust-store changes are all links of the tamper-evident chain
+    verdict = AuditLog(authority.db, authority.keys).verify()
+    assert verdict.ok, verdict.problems[:5]
 
 
 def test_v2g_rotation_reissues_every_secc_certificate(world, clock: FixedClock) -> None:  # type: ignore[no-untyped-def]
@@ -140,3 +144,40 @@ def test_v2g_rotation_reissues_every_secc_certificate(world, clock: FixedClock) 
     assert job.status == JobStatus.COMPLETED, job.message
     assert authority.ca("cpo-sub2").status == "retired" and authority.ca("cps-sub2").status == "retired"
     assert len(csms.signed) == 20
+
+
+def test_a_busy_job_is_not_run_twice_by_one_process_and_the_wakeup_is_kept(authority: Authority) -> None:
+    """The database lease is re-entrant for its holder (host:pid); threads of one process are kept apart, and a
+    thread that found the job busy makes the running one take another pass instead of losing its wake-up."""
+    import threading
+
+    from pki.errors import Conflict
+    from pki.store.models import LifecycleJob
+
+    passes: list[int] = []
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow:
+        kind = "slow"
+
+        def tick(self, engine: JobEngine, job: LifecycleJob) -> bool:
+            passes.append(1)
+            if len(passes) == 1:
+                entered.set()
+                release.wait(5)
+            return False
+
+    engine = JobEngine(authority.db, handlers=[Slow()])  # type: ignore[list-item]
+    job = engine.create("slow", "t", {}, actor="t")
+    assert job.id is not None
+    worker = threading.Thread(target=engine.run, args=(job.id,))
+    worker.start()
+    assert entered.wait(5)
+    try:
+        engine.run(job.id)
+        raised = False
+    except Conflict:
+        raised = True
+    release.set()
+    worker.join(5)
+    assert raised and len(passes) == 2  # refused here, and the running thread took the extra pass
