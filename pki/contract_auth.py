@@ -1,4 +1,9 @@
-"""C07 Authorize with contract certificates: chain to our MO/V2G roots, revocation status, CN = eMAID.
+"""C07 Authorize with contract certificates: chain to a trusted MO/V2G root, revocation status, CN = eMAID.
+
+Trusted roots are those of the ISO 15118 trust store for the roles ``mo`` and ``v2g``
+(:class:`pki.iso15118.trust.TrustStore`): MO/V2G roots imported with ``pnc trust add --role mo|v2g`` (or
+``POST /api/v1/trust``) and our own active MO/V2G roots. A chain the station sends without the root (or without
+the MO sub-CAs) is completed from the store's known intermediates, as for installation requests.
 
 The station sends either the PEM contract chain (central validation, C07.FR.06) or OCSP request data for the
 chain (C07.FR.01/02) or both. Outcomes map to OCPP's idTokenInfo.status and certificateStatus:
@@ -29,10 +34,10 @@ from cryptography.x509.oid import NameOID
 from pki.authority import Authority
 from pki.errors import InvalidRequest
 from pki.hashdata import CertificateHashData
+from pki.iso15118.trust import TrustStore
 from pki.stations import verify_signed_by
 from pki.store import repo
 
-ROOT_KINDS = {"mo-root", "v2g-root"}
 StatusOf = Callable[[CertificateHashData], str]  # -> "good" | "revoked" | "unknown"
 
 
@@ -61,9 +66,25 @@ def db_status(authority: Authority) -> StatusOf:
     return status_of
 
 
-def _roots(authority: Authority) -> list[x509.Certificate]:
-    return [authority.ca_certificate(ca) for ca in authority.cas()
-            if ca.kind in ROOT_KINDS and ca.certificate_id is not None and ca.status == "active"]
+MAX_CHAIN = 5  # leaf + up to 3 sub-CAs + root
+
+
+def _complete(chain: list[x509.Certificate], trust: TrustStore) -> list[x509.Certificate] | None:
+    """The chain up to a trusted MO/V2G root, completed from the store's intermediates; None if no root."""
+    view = trust.view(["mo", "v2g"])
+    path = list(chain)
+    while len(path) <= MAX_CHAIN:
+        last = path[-1]
+        if last.issuer == last.subject:  # self-signed: must be a trusted root itself
+            return path if last in view.anchors else None
+        root = next((r for r in view.anchors if r.subject == last.issuer), None)
+        if root is not None:
+            return [*path, root]
+        parent = next((c for c in view.intermediates if c.subject == last.issuer and c not in path), None)
+        if parent is None:
+            return None
+        path.append(parent)
+    return None
 
 
 def _hash_of(cert: x509.Certificate, issuer: x509.Certificate) -> CertificateHashData:
@@ -73,31 +94,29 @@ def _hash_of(cert: x509.Certificate, issuer: x509.Certificate) -> CertificateHas
 
 
 def authorize(authority: Authority, id_token: str, *, certificate_pem: str | None,
-              hash_data: list[dict[str, str]] | None, status_of: StatusOf, now: dt.datetime) -> AuthorizeOutcome:
+              hash_data: list[dict[str, str]] | None, status_of: StatusOf, now: dt.datetime,
+              trust: TrustStore | None = None) -> AuthorizeOutcome:
+    """``trust``: the (cached) trust store of the contract service; a fresh one over ``authority`` if omitted."""
     if certificate_pem:
-        return _authorize_chain(authority, id_token, certificate_pem, status_of, now)
+        return _authorize_chain(authority, id_token, certificate_pem, status_of, now,
+                                trust if trust is not None else TrustStore(authority))
     if hash_data:
         return _authorize_hashes(authority, hash_data, status_of)
     return AuthorizeOutcome("Unknown", "NoCertificateAvailable", "no contract certificate or hash data")
 
 
 def _authorize_chain(authority: Authority, id_token: str, pem: str, status_of: StatusOf,
-                     now: dt.datetime) -> AuthorizeOutcome:
+                     now: dt.datetime, trust: TrustStore) -> AuthorizeOutcome:
     try:
         chain = x509.load_pem_x509_certificates(pem.encode())
     except ValueError:
         return AuthorizeOutcome("Invalid", "CertChainError", "certificate is not a PEM chain")
     if not chain or len(chain) > 4:
         return AuthorizeOutcome("Invalid", "CertChainError", "chain must hold 1-4 certificates")
-    roots = _roots(authority)
-    path = list(chain)
-    if path[-1].issuer != path[-1].subject:  # the station sends the chain without the root (2.1 text)
-        root = next((r for r in roots if r.subject == path[-1].issuer), None)
-        if root is None:
-            return AuthorizeOutcome("Invalid", "CertChainError", "chain does not lead to an installed MO/V2G root")
-        path.append(root)
-    elif not any(r == path[-1] for r in roots):
-        return AuthorizeOutcome("Invalid", "CertChainError", "root is not an installed MO/V2G root")
+    completed = _complete(list(chain), trust)  # the station may send the chain without the root (2.1 text)
+    if completed is None:
+        return AuthorizeOutcome("Invalid", "CertChainError", "chain does not lead to a trusted MO/V2G root")
+    path = completed
     for child, parent in itertools.pairwise(path):
         if child.issuer != parent.subject:
             return AuthorizeOutcome("Invalid", "CertChainError", "chain is out of order or incomplete")

@@ -36,11 +36,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import NameOID
+from sqlmodel import Session
 
 from pki.authority import Authority, Issued
+from pki.clock import utc
 from pki.errors import NotFound, PkiError
 from pki.iso15118 import keywrap
 from pki.iso15118.cps import CpsProvisioner, CpsSigner
@@ -54,7 +56,7 @@ from pki.profiles import CertKind, Generation
 from pki.revocation import Listener, RevocationReason, revoke
 from pki.store import contract_repo, repo
 from pki.store.contract_models import Contract
-from pki.store.models import CertificateAuthority, CertStatus
+from pki.store.models import Certificate, CertificateAuthority, CertStatus
 
 NS_ISO2 = "urn:iso:15118:2:2013:MsgDef"
 NS_ISO20 = "urn:iso:std:iso:15118:-20:CommonMessages"
@@ -241,10 +243,36 @@ class ContractInstaller:
         pcid = _cn(leaf)
         contracts = self.registry.for_installation(pcid, prioritized=req.prioritized,
                                                    generation=req.generation.value, actor=f"station:{station_id}")
-        contract = contracts[0]
-        remaining = max(0, min(len(contracts), max(req.max_chains, 1)) - 1) \
-            if req.generation is Generation.ISO15118_20 else 0
+        contract, remaining = self.choose_contract(contracts, req)
         return self._respond(req, contract, leaf, pcid, station_id, remaining, max_response_bytes)
+
+    def choose_contract(self, contracts: Sequence[Contract], req: Request) -> tuple[Contract, int]:
+        """Which of the vehicle's contracts this installation delivers, and RemainingContractCertificateChains.
+
+        ``contracts`` comes in the registry's order (EV-prioritised EMAIDs first, then the most recent).
+
+        * ISO 15118-2 has one contract per installation and no looping: the first one (the EV's choice if the
+          station passed ``prioritizedEMAIDs``, else the most recent contract); remaining is 0.
+        * ISO 15118-20 lets the EV loop CertificateInstallationReq while RemainingContractCertificateChains > 0
+          ([V2G20-2493] NOTE 2): contracts that have no currently valid certificate (never delivered, superseded,
+          revoked or expired) come before those already delivered, each group in the registry's order, so
+          consecutive requests walk through all contracts instead of re-issuing the first. Remaining = the
+          other not-yet-delivered contracts, at most MaximumContractCertificateChains - 1.
+        """
+        if req.generation is not Generation.ISO15118_20:
+            return contracts[0], 0
+        delivered = {c.id for c in contracts if self._has_valid_certificate(c)}
+        ordered = sorted(contracts, key=lambda c: c.id in delivered)  # stable: keeps the registry's order
+        chosen = ordered[0]
+        pending = [c for c in ordered[1:] if c.id not in delivered]
+        return chosen, max(0, min(len(pending), max(req.max_chains, 1) - 1))
+
+    def _has_valid_certificate(self, contract: Contract) -> bool:
+        if contract.certificate_id is None:
+            return False
+        rec = repo.get_certificate(self.authority.db, contract.certificate_id)
+        return (rec is not None and rec.status == CertStatus.VALID
+                and utc(rec.not_after) > self.authority.clock.now())
 
     # --- update (-2) ---------------------------------------------------------------------------------------
 
@@ -276,7 +304,7 @@ class ContractInstaller:
         verify(self.codec, req.signature, [req.signed], public_key, _namespace(req.generation))
 
     def _refuse_if_revoked(self, cert: x509.Certificate, what: str) -> None:
-        rec = repo.get_certificate_by_fingerprint(self.authority.db, cert.fingerprint(hashes.SHA256()).hex())
+        rec = repo.record_of(self.authority.db, cert)
         if rec is not None and rec.status == CertStatus.REVOKED:
             raise InstallFailure(f"the {what} is revoked", code="FAILED_CertificateRevoked")
 
@@ -328,27 +356,39 @@ class ContractInstaller:
         else:
             curve = "X448" if isinstance(peer_key, ed448.Ed448PublicKey) else "SECP521"
             key = keywrap.new_contract_key_20(curve)
-        issued = self._issue_contract(contract, key, issuer, station_id, req)
+        previous = contract.certificate_id
+        assert contract.id is not None
+        contract_id = contract.id
+
+        def link(session: Session, record: Certificate) -> None:
+            # in the issuance's own transaction: the contract points at its certificate from the moment the
+            # certificate is valid (one commit on the hot path instead of two)
+            assert record.id is not None
+            contract_repo.link_certificate(session, contract_id, record.id, repo.audit_event(
+                f"station:{station_id}", f"contract.{req.action.lower()}", "success", target=contract.emaid,
+                details={"pcid": pcid, "serial": record.serial, "generation": req.generation.value}))
+
+        issued = self._issue_contract(contract, key, issuer, station_id, req, link)
+        assert issued.record.id is not None
         try:
             exi = self._encode(req, issued, key, peer_key, pcid, signer, contract, remaining)
             if max_response_bytes is not None and len(exi) > max_response_bytes:
                 raise InstallFailure(f"the response would be {len(exi)} bytes of EXI, over the "
                                      f"{max_response_bytes} the OCPP message allows")
-        except Exception:
+        except Exception as exc:
             self._withdraw(issued)
+            # the EV never got it: the contract goes back to the certificate it had
+            contract_repo.update_contract(self.authority.db, contract_id, repo.audit_event(
+                f"station:{station_id}", f"contract.{req.action.lower()}", "failed", target=contract.emaid,
+                details={"pcid": pcid, "serial": issued.serial, "withdrawn": True, "reason": type(exc).__name__}),
+                certificate_id=previous)
             raise
-        previous = contract.certificate_id
-        assert issued.record.id is not None and contract.id is not None
-        contract_repo.update_contract(self.authority.db, contract.id, repo.audit_event(
-            f"station:{station_id}", f"contract.{req.action.lower()}", "success", target=contract.emaid,
-            details={"pcid": pcid, "serial": issued.serial, "generation": req.generation.value}),
-            certificate_id=issued.record.id)
         if previous is not None and previous != issued.record.id:
             self._supersede(previous, contract.emaid)
         return Outcome(exi, "OK", contract.emaid, issued.record.id, remaining, (contract.id or 0,))
 
     def _issue_contract(self, contract: Contract, key: Any, issuer: CertificateAuthority, station_id: str,
-                        req: Request) -> Issued:
+                        req: Request, also: repo.Finalised | None = None) -> Issued:
         subject = x509.Name([
             x509.NameAttribute(NameOID.COMMON_NAME, contract.emaid),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
@@ -360,7 +400,7 @@ class ContractInstaller:
         return self.authority.issue_for_public_key(
             CertKind.CONTRACT_LEAF, subject, key.public_key(), issuer=issuer, validity_days=days,
             owner=contract.emaid, actor=f"station:{station_id}" if station_id else "cps",
-            request_id=f"{req.action.lower()}:{req.session_id.hex()}"[:64])
+            request_id=f"{req.action.lower()}:{req.session_id.hex()}"[:64], also=also)
 
     def _encode(self, req: Request, issued: Issued, key: Any, peer_key: Any, pcid: str | None, signer: CpsSigner,
                 contract: Contract, remaining: int) -> bytes:

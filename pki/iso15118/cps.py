@@ -55,7 +55,7 @@ class CpsProvisioner:
 
     def signers(self, generation: Generation) -> list[CpsSigner]:
         """One current signer per active CPS Sub-CA 2 of ``generation`` (issuing or renewing as needed)."""
-        cas = repo.active_cas_of_kind(self.authority.db, CertKind.CPS_SUB2.value, generation.value)
+        cas = self.authority.active_cas_of_kind(CertKind.CPS_SUB2.value, generation.value)
         return [self.current(ca) for ca in cas]
 
     def current(self, ca: CertificateAuthority) -> CpsSigner:

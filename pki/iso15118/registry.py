@@ -176,7 +176,12 @@ class ContractRegistry:
 
     def for_installation(self, pcid: str, *, prioritized: Sequence[str] = (), generation: str = "iso15118-2",
                          actor: str = "cps") -> builtins.list[Contract]:
-        """Active contracts for this vehicle, EV-prioritised EMAIDs first; raises :class:`ContractError`.
+        """Active contracts for this vehicle in preference order; raises :class:`ContractError`.
+
+        Order: contracts whose EMAID the EV prioritised (-20 ``PrioritizedEMAIDs`` / OCPP 2.1
+        ``prioritizedEMAIDs``) first, in the EV's order; then the most recent contract first (latest
+        ``valid_from``, then the newest row) -- a newer contract for the same vehicle replaces an older one.
+        :meth:`ContractInstaller.install` adds the -20 looping rule on top (see there).
 
         ResponseCodes: no contract at all -> FAILED_NoCertificateAvailable; only cancelled or expired ones ->
         FAILED_ContractCanceled (ISO 15118-2 has no separate "contract expired" code).
@@ -194,8 +199,10 @@ class ContractRegistry:
                 states = ", ".join(sorted({r.status for r in rows}))
                 raise ContractError(f"the contract(s) of vehicle {value} are {states}", code="FAILED_ContractCanceled")
             raise ContractError(f"no contract for vehicle {value}", code="FAILED_NoCertificateAvailable")
-        order = {normalise_emaid(e): i for i, e in enumerate(prioritized) if _is_emaid(e)}
-        return sorted(active, key=lambda r: (order.get(r.emaid, len(order)), r.id or 0))
+        listed = [normalise_emaid(e) for e in prioritized if _is_emaid(e)]
+        order = {e: i for i, e in reversed(list(enumerate(listed)))}  # rank of the first mention
+        by_recency = sorted(active, key=lambda r: (utc(r.valid_from), r.id or 0), reverse=True)
+        return sorted(by_recency, key=lambda r: order.get(r.emaid, len(order)))  # stable: recency within a rank
 
     def _first_time(self, pcid: str, generation: str, actor: str) -> Contract | None:
         p = self.policy

@@ -106,14 +106,17 @@ class ContractService:
                            prioritized_emaids=prioritized_emaids, ocpp_version=ocpp_version).as_tuple()
 
     def handle_ocpp_request(self, *, station: object, iso15118_schema_version: str, action: str, exi_request: str,
-                            payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The OCPP endpoint's entry point (branch ``ocpp``, api/ocpp/core.py): the Get15118EVCertificateResponse
-        payload for ``station`` (anything with ``station_id`` and optionally ``ocpp_version``).
+                            payload: Mapping[str, Any] | None = None,
+                            ocpp_version: str | None = None) -> dict[str, Any]:
+        """The OCPP endpoint's entry point (api/ocpp/core.py): the Get15118EVCertificateResponse payload for
+        ``station`` (anything with ``station_id`` and optionally ``ocpp_version``).
 
+        ``ocpp_version`` is the version of the connection the request came on ("2.1", "2.0.1", "1.6" for the
+        DataTransfer wrapper); it wins over the station record's, which may still be the previous connection's.
         ``remainingContracts`` is only sent to OCPP 2.1 stations (2.0.1 schemas forbid unknown fields).
         """
         station_id = str(getattr(station, "station_id", station))
-        version = _ocpp_version(getattr(station, "ocpp_version", None))
+        version = _ocpp_version(ocpp_version or getattr(station, "ocpp_version", None))
         p = dict(payload or {})
         chains = p.get("maximumContractCertificateChains")
         emaids = p.get("prioritizedEMAIDs")

@@ -14,7 +14,9 @@
   ``expires_in`` and refreshed once on a 401.
 * :class:`RetryPolicy` — bounded retries with exponential back-off on transport errors and 429/502/503/504; the
   sleep function is injected so tests never sleep.
-* :class:`ProviderRouter` — which provider serves a station or an eMSP (``None`` = the local MO/CPS).
+* :class:`ProviderRouter` — which provider serves a station or an eMSP (``None`` = the local MO/CPS), and which
+  EST CA (:class:`EstProvider`) signs a station's SECC certificates (``None`` = our CPO Sub-CA 2); the OCPP
+  SignCertificate handler (api/ocpp/core.py) asks it for V2GCertificate / V2G20Certificate requests.
 
 Secrets (client secrets, tokens) never appear in exceptions or logs.
 """
@@ -285,6 +287,22 @@ def _pkcs7(content: bytes) -> list[x509.Certificate]:
                             code="UpstreamBadAnswer") from None
 
 
+@dataclass(frozen=True)
+class EstProvider:
+    """An upstream EST CA for SECC (V2G) certificates: which ``{ca}`` label to enroll with and its client."""
+
+    name: str
+    client: EstClient
+    ca: str = "cpo"
+
+    def enroll_secc(self, csr: bytes | str, *, iso15118_20: bool = False) -> list[x509.Certificate]:
+        """simpleenroll the station's CSR; the chain for CertificateSigned: leaf first, self-signed roots dropped."""
+        certs = self.client.simple_enroll(self.ca, csr, iso_version="ISO15118-20" if iso15118_20 else "ISO15118-2")
+        if not certs:
+            raise UpstreamError(f"EST server {self.name!r} returned no certificate", code="UpstreamBadAnswer")
+        return [c for c in certs if c.subject != c.issuer or c is certs[0]]
+
+
 # --- routing ------------------------------------------------------------------------------------------------
 
 
@@ -296,6 +314,21 @@ class ProviderRouter:
     stations: dict[str, str] = field(default_factory=dict)
     emsps: dict[str, str] = field(default_factory=dict)
     default: str = "local"
+    est_providers: dict[str, EstProvider] = field(default_factory=dict)
+    est_stations: dict[str, str] = field(default_factory=dict)  # station glob -> EST provider name ("local")
+
+    def route_est(self, station_id: str) -> EstProvider | None:
+        """The EST CA that signs this station's SECC (V2G) certificates; None = our own CPO Sub-CA 2."""
+        for pattern, target in self.est_stations.items():
+            if fnmatch.fnmatchcase(station_id, pattern):
+                if target == "local":
+                    return None
+                provider = self.est_providers.get(target)
+                if provider is None:
+                    raise UpstreamError(f"EST routing names an unknown provider {target!r}",
+                                        code="UpstreamMisconfigured")
+                return provider
+        return None
 
     def route(self, station_id: str, emsp: str | None = None) -> ContractProvider | None:
         name = self.default
@@ -323,6 +356,13 @@ class ProviderRouter:
                                        "client_secret_env": "HUBJECT_SECRET", "audience": "https://…"}},
              "stations": {"DE*HUB*": "hubject"}, "emsps": {"DEHUB": "hubject"}, "default": "local"}
 
+        SECC certificates from an upstream EST CA (OPCP ``est.v1.json``) instead of our CPO Sub-CA 2::
+
+            "est": {"providers": {"pki-est": {"base_url": "https://…", "ca": "cpo", "token_url": "…",
+                                              "client_id": "…", "client_secret_env": "EST_SECRET",
+                                              "cacerts_path": "/{ca}/cacerts/{iso_version}/{algorithm}/"}},
+                    "stations": {"DE*HUB*": "pki-est", "*": "local"}}
+
         Client secrets come from ``client_secret_env`` (an environment variable) or ``client_secret_file``, never
         from the routing JSON itself.
         """
@@ -331,18 +371,28 @@ class ProviderRouter:
         for name, spec in dict(config.get("providers", {})).items():
             if spec.get("type") != "hubject-ccp":
                 raise InvalidRequest(f"provider {name!r}: unknown type {spec.get('type')!r} (supported: hubject-ccp)")
-            oauth = None
-            if spec.get("token_url"):
-                oauth = OAuth2ClientCredentials(OAuth2Config(
-                    token_url=spec["token_url"], client_id=spec["client_id"], client_secret=_secret(name, spec),
-                    audience=spec.get("audience"), scope=spec.get("scope"), style=spec.get("style", "json")), http)
-            providers[name] = HubjectCcpProvider(name, spec["base_url"], client=http, oauth=oauth, retry=retry)
+            providers[name] = HubjectCcpProvider(name, spec["base_url"], client=http, oauth=_oauth(name, spec, http),
+                                                 retry=retry)
+        est = dict(config.get("est", {}))
+        est_providers: dict[str, EstProvider] = {}
+        for name, spec in dict(est.get("providers", {})).items():
+            if not spec.get("base_url"):
+                raise InvalidRequest(f"EST provider {name!r}: base_url is required")
+            ca = str(spec.get("ca", "cpo"))
+            _check(ca, "ISO15118-2")
+            kwargs: dict[str, Any] = {"cacerts_path": str(spec["cacerts_path"])} if spec.get("cacerts_path") else {}
+            est_providers[name] = EstProvider(name, EstClient(spec["base_url"], client=http,
+                                                              oauth=_oauth(name, spec, http), retry=retry, **kwargs),
+                                              ca)
         router = cls(providers, dict(config.get("stations", {})), {k.upper(): v for k, v in
                                                                      dict(config.get("emsps", {})).items()},
-                     str(config.get("default", "local")))
+                     str(config.get("default", "local")), est_providers, dict(est.get("stations", {})))
         for target in [*router.stations.values(), *router.emsps.values(), router.default]:
             if target != "local" and target not in providers:
                 raise InvalidRequest(f"routing names an unknown provider {target!r}")
+        for target in router.est_stations.values():
+            if target != "local" and target not in est_providers:
+                raise InvalidRequest(f"EST routing names an unknown provider {target!r}")
         return router
 
     @classmethod
@@ -354,6 +404,14 @@ class ProviderRouter:
         if not isinstance(config, dict):
             raise InvalidRequest("contract routing must be a JSON object")
         return cls.from_config(config, **kwargs)
+
+
+def _oauth(name: str, spec: Mapping[str, Any], http: httpx.Client) -> OAuth2ClientCredentials | None:
+    if not spec.get("token_url"):
+        return None
+    return OAuth2ClientCredentials(OAuth2Config(
+        token_url=spec["token_url"], client_id=spec["client_id"], client_secret=_secret(name, spec),
+        audience=spec.get("audience"), scope=spec.get("scope"), style=spec.get("style", "json")), http)
 
 
 def _secret(name: str, spec: Mapping[str, Any]) -> str:

@@ -1,19 +1,19 @@
-"""Josev as the EV: it signs a CertificateInstallationReq with its OEM provisioning key; pnc-pki's ContractService
-answers; Josev decodes the response with EXIficient, verifies the CPS signature and chain to the V2G root, decrypts
-the contract key with the OEM key, and the key matches the contract certificate. Negative cases: a foreign signing
-key, a foreign OEM root, a cancelled contract, an oversize request.
+"""Josev as the EV, in process: it signs a CertificateInstallationReq with its OEM provisioning key; pnc-pki's
+ContractService answers (called directly); Josev decodes the response with EXIficient, verifies the CPS signature
+and chain to the V2G root, decrypts the contract key with the OEM key, and the key matches the contract
+certificate. Negative cases: a foreign signing key, a foreign OEM root, a cancelled contract, an oversize request.
 
-Needs the Josev venv (tests/interop/setup_josev.sh), Java, and the EXI codec in the build (pki.iso15118.exi);
-skipped otherwise. The OCPP transport leg is covered by the OCPP endpoint's tests once both are merged.
+The same exchange over a real OCPP connection (the `ocpp` package as the station, 2.0.1 / 2.1 / 1.6 DataTransfer,
+uvicorn serving pnc-pki) is tests/api/ocpp/test_josev_ocpp.py.
+
+Needs the Josev venv (tests/interop/setup_josev.sh or `make oracle`), Java, and the EXI codec in the build;
+skipped otherwise.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,65 +31,18 @@ from pki.iso15118.service import ContractService
 from pki.iso15118.trust import TrustStore
 from pki.iso15118.xmldsig import load_exi_codec
 from pki.profiles import CertKind
+from tests.interop.josev import Josev, josev_process, write_ev_files
 from tests.pki.iso15118.chains import oem_chain
 
-REPO = Path(__file__).resolve().parents[2]
-JOSEV = REPO / ".josev-venv" / "bin" / "python"
-SCRIPT = Path(__file__).with_name("josev_ev.py")
 NS2 = "urn:iso:15118:2:2013:MsgDef"
 PCID = "WMIV1234567890ABCD"
 
 pytestmark = [pytest.mark.interop, pytest.mark.oracle]
 
 
-def _skip_reason() -> str | None:
-    if not JOSEV.exists():
-        return "Josev venv missing: run tests/interop/setup_josev.sh"
-    if shutil.which("java") is None:
-        return "java not found"
-    if load_exi_codec() is None:
-        return "ISO 15118 EXI codec (pki.iso15118.exi) not in this build yet"
-    return None
-
-
-class Josev:
-    """One Josev process (one JVM) for the module; commands are JSON lines (see josev_ev.py)."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([str(JOSEV), str(SCRIPT), "serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-
-    def call(self, **command: object) -> dict[str, object]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise AssertionError("the Josev process exited")
-        answer: dict[str, object] = json.loads(line)
-        if "error" in answer:
-            raise AssertionError(f"Josev failed: {answer['error']}")
-        return answer
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 @pytest.fixture(scope="module")
 def josev_ev() -> Iterator[Josev]:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    ev = Josev()
-    try:
-        yield ev
-    finally:
-        ev.close()
+    yield from josev_process()
 
 
 @pytest.fixture
@@ -102,11 +55,7 @@ def world(pki: Authority, tmp_path: Path, josev_ev: Josev) -> dict[str, object]:
     cert = pki.issue_for_public_key(CertKind.OEM_PROV_LEAF, x509.Name([
         x509.NameAttribute(NameOID.COMMON_NAME, PCID), x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "OEM")]),
         key.public_key(), issuer=pki.ca("oem-sub2")).certificate
-    files = {"key": tmp_path / "oem.key.pem", "cert": tmp_path / "oem.der", "root": tmp_path / "v2g-root.der"}
-    files["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    files["cert"].write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    files["root"].write_bytes(pki.ca_certificate(pki.ca("v2g-root")).public_bytes(serialization.Encoding.DER))
+    files = write_ev_files(tmp_path, key, cert, pki.ca_certificate(pki.ca("v2g-root")))
     return {"svc": svc, "files": files, "tmp": tmp_path, "pki": pki, "ev": josev_ev}
 
 

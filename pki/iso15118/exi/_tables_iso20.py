@@ -294,7 +294,7 @@ DATATYPES: Any = [('bin', 8, 8, True), ('uint', 0, 18446744073709551615), ('str'
   'str'),
  ('enum', ('Finished', 'Ongoing', 'Ongoing_WaitingForCustomerInteraction'), 'str'), ('bool',),
  ('str', None, 80), ('nbit', 0, 255), ('str', None, 255), ('enum', ('SECP521', 'X448'), 'str'),
- ('bin', 133, 133, False), ('bin', 94, 94, False), ('bin', 84, 84, False), ('bin', 206, 206, False),
+ ('bin', 56, 133, False), ('bin', 94, 94, False), ('bin', 84, 84, False), ('bin', None, 206, False),
  ('str', None, 32), ('bin', None, 64, False), ('int', -32768, 32767), ('nbit', -128, 127),
  ('uint', 1, 4294967295), ('enum', ('Start', 'Stop', 'Standby', 'ScheduleRenegotiation'), 'str'),
  ('enum', ('PowerToleranceNotConfirmed', 'PowerToleranceConfirmed'), 'str'), ('uint', 0, 4294967295),

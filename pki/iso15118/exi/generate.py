@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pki.iso15118.exi.grammar import build_tables
-from pki.iso15118.exi.xsd import ComplexType, Particle, SchemaSet
+from pki.iso15118.exi.xsd import ComplexType, Particle, SchemaSet, SimpleType
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 XMLDSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -42,8 +42,30 @@ SCHEMA_ROOTS: dict[str, Path] = {
 # facets (e.g. at most 20 root certificate IDs) are still enforced by the models.
 UNBOUNDED_ABOVE: dict[str, int] = {"iso2": 8, "iso20": 128}
 
+# Binary types whose XSD ``length`` the ISO 15118-20 requirement text reads as a *maximum*: the schema writes
+# ``<xs:length value="133"/>`` for dhPublicKeyType, but [V2G20-2495] says a 448-bit ephemeral public key is sent
+# as its 56 bytes "without any extra filler/padding bytes to reach DHPublicKey size of 133 bytes"; likewise
+# [V2G20-2521] for TPM_EncryptedPrivateKey ("shall not add any padding ... to the maximum size of 206 bytes").
+# Josev models DHPublicKey as ``max_length=133`` too. EXI's binary encoding is length-prefixed and does not
+# depend on these facets, so only the codec's facet check changes: (min, max) octets. The models check the
+# exact size per ECDHCurve (56 for X448, 133 for SECP521).
+LENGTH_AS_MAXIMUM: dict[str, dict[str, tuple[int | None, int]]] = {
+    "iso20": {"dhPublicKeyType": (56, 133), "tpm_EncryptedPrivateKeyType": (None, 206)},
+}
+
 
 def _apply_overrides(schema: SchemaSet, name: str) -> None:
+    errata = LENGTH_AS_MAXIMUM.get(name, {})
+    fixed: set[int] = set()
+    for t in schema.all_types():
+        if isinstance(t, SimpleType) and t.name is not None and t.name[1] in errata and id(t) not in fixed:
+            fixed.add(id(t))
+            declared = t.length
+            assert declared == errata[t.name[1]][1], f"{t.name[1]}: the schema no longer says length {declared}"
+            t.length = None
+            t.min_length, t.max_length = errata[t.name[1]]
+    missing = set(errata) - {t.name[1] for t in schema.all_types() if id(t) in fixed and t.name is not None}
+    assert not missing, f"types not found in the {name} schema: {missing}"
     limit = UNBOUNDED_ABOVE.get(name)
     if limit is None:
         return

@@ -6,8 +6,10 @@ facet checks).  Each model converts to/from the codec's tree shape with ``to_tre
 
 Facets (ISO 15118-2 V2G_CI_MsgDataTypes.xsd / -20 V2G_CI_CommonTypes.xsd, CommonMessages.xsd):
 certificates ≤ 800 bytes (-2) / ≤ 1600 bytes (-20), ≤ 4 (-2) / ≤ 3 (-20) sub-certificates, encrypted
-private key 48 bytes (-2; 94/84/206 bytes for SECP521/X448/TPM in -20), DH public key 65 bytes (-2) /
-133 bytes (-20), eMAID 14-15 characters, 1-20 root certificate IDs, SessionID ≤ 8 bytes.
+private key 48 bytes (-2; 94/84 bytes for SECP521/X448 and at most 206 for TPM in -20), DH public key 65 bytes
+(-2) / 133 bytes for SECP521 and 56 for X448 (-20: the XSD's ``length 133`` is a maximum, [V2G20-2495] forbids
+padding the X448 key; see ``generate.LENGTH_AS_MAXIMUM``), eMAID 14-15 characters, 1-20 root certificate IDs,
+SessionID ≤ 8 bytes.
 """
 
 from __future__ import annotations
@@ -380,11 +382,12 @@ class V2GMessage:
 
 
 # ------------------------------------------------------------------------------------------- ISO 15118-20
-_PRIV_KEY_20 = {
-    "SECP521_EncryptedPrivateKey": 94,
-    "X448_EncryptedPrivateKey": 84,
-    "TPM_EncryptedPrivateKey": 206,
+_PRIV_KEY_20 = {  # element -> (min, max) octets; TPM: at most 206, no padding ([V2G20-2521])
+    "SECP521_EncryptedPrivateKey": (94, 94),
+    "X448_EncryptedPrivateKey": (84, 84),
+    "TPM_EncryptedPrivateKey": (1, 206),
 }
+_DH_PUBLIC_KEY_20 = {"SECP521": 133, "X448": 56}  # uncompressed P-521 point / raw X448 u-coordinate
 
 
 @dataclass(frozen=True)
@@ -461,18 +464,21 @@ class SignedInstallationData:
     id: str
     contract_certificate_chain: CertificateChain  # SubCertificates mandatory in -20
     ecdh_curve: str  # "SECP521" | "X448"
-    dh_public_key: bytes  # 133 bytes
+    dh_public_key: bytes  # 133 bytes (SECP521) or 56 bytes (X448)
     encrypted_private_key: bytes
     key_kind: str = "SECP521_EncryptedPrivateKey"
 
     def __post_init__(self) -> None:
         if self.ecdh_curve not in ("SECP521", "X448"):
             raise ExiValidationError("ECDHCurve must be SECP521 or X448")
-        _len("DHPublicKey", self.dh_public_key, 133, 133)
+        n_dh = _DH_PUBLIC_KEY_20[self.ecdh_curve]
+        _len(f"DHPublicKey ({self.ecdh_curve})", self.dh_public_key, n_dh, n_dh)
         if self.key_kind not in _PRIV_KEY_20:
             raise ExiValidationError(f"unknown private key element {self.key_kind}")
-        n = _PRIV_KEY_20[self.key_kind]
-        _len(self.key_kind, self.encrypted_private_key, n, n)
+        if self.key_kind != "TPM_EncryptedPrivateKey" and not self.key_kind.startswith(self.ecdh_curve):
+            raise ExiValidationError(f"{self.key_kind} does not go with ECDHCurve {self.ecdh_curve}")
+        lo, hi = _PRIV_KEY_20[self.key_kind]
+        _len(self.key_kind, self.encrypted_private_key, lo, hi)
         if not self.contract_certificate_chain.sub_certificates:
             raise ExiValidationError("ContractCertificateChain needs SubCertificates in -20")
 

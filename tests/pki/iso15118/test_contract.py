@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from pki.audit import AuditLog
 from pki.authority import Authority
 from pki.clock import FixedClock
 from pki.errors import PkiError
@@ -84,6 +85,27 @@ def test_install_round_trip_checked_by_the_ev(env: Env) -> None:
     assert old is not None and old.status == "revoked" and old.revocation_reason == "superseded"
 
 
+def test_iso2_with_several_contracts_installs_the_most_recent_or_the_prioritised_one(env: Env) -> None:
+    """-2 has no looping: one contract per request, the most recent one unless the station passes the EV's
+    prioritizedEMAIDs (OCPP 2.1); RemainingContractCertificateChains does not exist in -2."""
+    assert isinstance(env.a.clock, FixedClock)
+    old = env.registry.create(owner="alice", country="DE", provider="PNC", pcid=PCID)
+    env.a.clock.advance(dt.timedelta(minutes=5))
+    new = env.registry.create(owner="alice", country="DE", provider="PNC", pcid=PCID)
+    for _ in range(2):  # stable: the same contract again, not the next one
+        out = env.installer.process(env.request(), NS2, "Install", station_id="CS-1")
+        body, _, chain, _ = ev.check_response(env.codec, out.exi, "CertificateInstallationRes", env.oem_key)
+        assert out.emaid == new.emaid == body["eMAID"]["value"] and out.remaining == 0
+        assert chain[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == new.emaid
+    out = env.installer.process(env.request(), NS2, "Install", station_id="CS-1", prioritized=[old.emaid])
+    assert out.emaid == old.emaid
+    body, *_ = ev.check_response(env.codec, out.exi, "CertificateInstallationRes", env.oem_key)
+    assert body["eMAID"]["value"] == old.emaid
+    # a cancelled newest contract is skipped
+    env.registry.cancel(new.emaid)
+    assert env.installer.process(env.request(), NS2, "Install", station_id="CS-1").emaid == old.emaid
+
+
 def test_cps_leaf_is_reused_and_renewed_near_expiry(env: Env) -> None:
     first = env.cps.for_roots(Generation.ISO15118_2, None)
     assert env.cps.for_roots(Generation.ISO15118_2, None).record_id == first.record_id
@@ -149,6 +171,10 @@ def test_oversize_response_withdraws_the_certificate(env: Env) -> None:
     assert exc.value.code == "FAILED" and "500" in exc.value.message
     rows = repo.list_certificates(env.a.db, kind="contract-leaf")
     assert len(rows) == 1 and rows[0].status == "revoked"
+    # the contract is not left pointing at the withdrawn certificate (it was linked when it became valid)
+    [contract] = env.registry.list(owner="alice")
+    assert contract.certificate_id is None
+    assert AuditLog(env.a.db, env.a.keys).verify().ok
 
 
 def test_update_reissues_same_emaid_and_supersedes(env: Env) -> None:

@@ -111,11 +111,17 @@ def test_installation_lookup_codes(reg: ContractRegistry, clock: FixedClock) -> 
     assert reg.get(d.emaid).status == "expired"
 
 
-def test_prioritized_emaids_order_the_contracts(reg: ContractRegistry) -> None:
+def test_prioritized_emaids_order_the_contracts(reg: ContractRegistry, clock: FixedClock) -> None:
     a = reg.create(owner="o", country="DE", provider="PNC", pcid=PCID)
     b = reg.create(owner="o", country="DE", provider="PNC", pcid=PCID)
-    assert [c.emaid for c in reg.for_installation(PCID)] == [a.emaid, b.emaid]
-    assert [c.emaid for c in reg.for_installation(PCID, prioritized=[b.emaid, "not-an-emaid"])] == [b.emaid, a.emaid]
+    clock.advance(dt.timedelta(hours=1))
+    c = reg.create(owner="o", country="DE", provider="PNC", pcid=PCID)
+    # without a preference: the most recent contract first (valid_from, then the newest row)
+    assert [x.emaid for x in reg.for_installation(PCID)] == [c.emaid, b.emaid, a.emaid]
+    # the EV's PrioritizedEMAIDs first, in its order; the rest by recency; non-EMAIDs are ignored
+    got = reg.for_installation(PCID, prioritized=[a.emaid, "not-an-emaid", b.emaid])
+    assert [x.emaid for x in got] == [a.emaid, b.emaid, c.emaid]
+    assert [x.emaid for x in reg.for_installation(PCID, prioritized=[b.emaid])] == [b.emaid, c.emaid, a.emaid]
 
 
 def test_first_time_policies(db: Database, clock: FixedClock) -> None:

@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from pki.audit import AuditLog
 from pki.authority import Authority
 from pki.clock import FixedClock
 from pki.iso15118.cps import CpsProvisioner
@@ -92,6 +93,12 @@ def test_local_install_through_the_service(pki: Authority, codec: Any) -> None:
     result = svc.handle("CS-1", NS2, "Install", bad, ocpp_version=version)
     assert result.status == "Failed" and result.response_code == "FAILED_SignatureError"
     assert result.reason_code == "SignatureError" and result.reason and result.reason.startswith("FAILED_SignatureError:")
+    # the contract's creation and installation are in the tamper-evident chain (they were once added unchained,
+    # which `pnc audit verify` reports as tampering)
+    actions = {e.action for e in repo.list_audit(pki.db, limit=500)}
+    assert {"contract.create", "contract.install"} <= actions, actions
+    verdict = AuditLog(pki.db, pki.keys).verify()
+    assert verdict.ok, verdict.problems
 
 
 def test_routing_to_an_upstream_pool_needs_no_codec(authority: Authority) -> None:

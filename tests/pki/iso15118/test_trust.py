@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 
 from pki.authority import Authority
 from pki.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
@@ -55,6 +56,26 @@ def test_duplicates_and_remove(authority: Authority) -> None:
     assert store.remove(row.fingerprint_sha256[:12]).id == row.id
     assert store.list() == []
     assert [e.action for e in repo.list_audit(authority.db)][-1] == "trust.remove"
+
+
+def test_an_all_digit_fingerprint_prefix_is_not_taken_for_an_id(authority: Authority) -> None:
+    """Regression: a 10-digit prefix such as '4711081512…' was looked up as a row id (NotFound), about one REST
+    DELETE in a hundred."""
+    store = TrustStore(authority)
+    for i in range(2000):
+        root = make(f"Digits Root {i}", None, ca=True, dc="MO")
+        if root.cert.fingerprint(hashes.SHA256()).hex()[:10].isdigit():
+            break
+    else:
+        pytest.fail("no certificate with an all-digit fingerprint prefix in 2000 tries")
+    other = make("Other Root", None, ca=True, dc="MO")
+    [other_row] = store.add(pem(other.cert), "mo")
+    [row] = store.add(pem(root.cert), "mo")
+    assert store.remove(row.fingerprint_sha256[:10]).id == row.id
+    assert [r.id for r in store.list()] == [other_row.id]
+    assert store.remove(str(other_row.id)).id == other_row.id  # short digit strings stay ids
+    with pytest.raises(NotFound):
+        store.remove("12345678")  # neither a prefix nor an id
 
 
 def test_own_roots_are_trusted_implicitly(pki: Authority) -> None:

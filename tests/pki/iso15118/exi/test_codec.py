@@ -160,3 +160,45 @@ def test_generated_tables_are_up_to_date() -> None:
         assert (here / f"_tables_{name}.py").read_text() == generate.render(name), (
             f"run python -m pki.iso15118.exi.generate ({name})"
         )
+
+
+def _installation_res_20(curve: str, dh_len: int, key: str, key_len: int) -> dict[str, Any]:
+    chain = {"Certificate": b"\x30" * 300, "SubCertificates": {"Certificate": [b"\x31" * 200]}}
+    return {"CertificateInstallationRes": {
+        "Header": {"SessionID": b"\x20" * 8, "TimeStamp": 1_700_000_000},
+        "ResponseCode": "OK", "EVSEProcessing": "Finished", "CPSCertificateChain": chain,
+        "SignedInstallationData": {"Id": "id1", "ContractCertificateChain": chain, "ECDHCurve": curve,
+                                   "DHPublicKey": b"\x04" * dh_len, key: b"\x05" * key_len},
+        "RemainingContractCertificateChains": 0}}
+
+
+@pytest.mark.parametrize(("curve", "dh_len", "key", "key_len"), [
+    ("X448", 56, "X448_EncryptedPrivateKey", 84),  # [V2G20-2495]: the 56-byte key, no padding
+    ("SECP521", 133, "SECP521_EncryptedPrivateKey", 94),
+    ("SECP521", 133, "TPM_EncryptedPrivateKey", 150),  # [V2G20-2521]: at most 206, no padding
+])
+def test_iso20_dh_public_key_sizes_the_standard_requires_encode(curve: str, dh_len: int, key: str,
+                                                                key_len: int) -> None:
+    tree = _installation_res_20(curve, dh_len, key, key_len)
+    data = exi.encode_message(tree, NS_ISO20)
+    assert exi.decode_message(data, NS_ISO20) == tree
+
+
+@pytest.mark.parametrize(("dh_len", "key", "key_len"), [
+    (55, "X448_EncryptedPrivateKey", 84), (134, "SECP521_EncryptedPrivateKey", 94),
+    (133, "TPM_EncryptedPrivateKey", 207), (133, "X448_EncryptedPrivateKey", 83)])
+def test_iso20_codec_refuses_sizes_outside_the_facets(dh_len: int, key: str, key_len: int) -> None:
+    with pytest.raises(exi.ExiError, match="outside the schema facets"):
+        exi.encode_message(_installation_res_20("X448", dh_len, key, key_len), NS_ISO20)
+
+
+def test_iso20_model_checks_the_dh_key_size_per_curve() -> None:
+    chain = CertificateChain(b"\x30" * 10, (b"\x31" * 10,), max_cert=1600, max_subs=3)
+    exi.SignedInstallationData("id1", chain, "X448", b"\x04" * 56, b"\x05" * 84, "X448_EncryptedPrivateKey")
+    exi.SignedInstallationData("id1", chain, "SECP521", b"\x04" * 133, b"\x05" * 94)
+    with pytest.raises(ExiValidationError, match="DHPublicKey"):  # a padded X448 key is refused
+        exi.SignedInstallationData("id1", chain, "X448", b"\x04" * 133, b"\x05" * 84, "X448_EncryptedPrivateKey")
+    with pytest.raises(ExiValidationError, match="DHPublicKey"):
+        exi.SignedInstallationData("id1", chain, "SECP521", b"\x04" * 56, b"\x05" * 94)
+    with pytest.raises(ExiValidationError, match="does not go with"):
+        exi.SignedInstallationData("id1", chain, "SECP521", b"\x04" * 133, b"\x05" * 84, "X448_EncryptedPrivateKey")

@@ -102,3 +102,13 @@ def _b64ok(s: str, like: bytes) -> bool:
         return base64.b64decode(s, validate=True) == like
     except ValueError:
         return False
+
+
+def test_x448_installation_data_with_the_56_byte_key_matches_exificient(oracle: Oracle) -> None:
+    """[V2G20-2495]: the unpadded 56-byte X448 DHPublicKey; EXIficient encodes it to the same bytes."""
+    from tests.pki.iso15118.exi.test_codec import _installation_res_20
+
+    tree = _installation_res_20("X448", 56, "X448_EncryptedPrivateKey", 84)
+    ref = oracle.encode(tree, NS_ISO20)
+    assert encode_message(tree, NS_ISO20) == ref
+    assert decode_message(ref, NS_ISO20) == tree
