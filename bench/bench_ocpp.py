@@ -86,18 +86,21 @@ def prepare(data_dir: Path, count: int) -> None:
     svc.close()
 
 
-def serve(data_dir: Path, port: int, ws: str) -> None:
+def serve(data_dir: Path, port: int, ws: str, compression: str = "stateless") -> None:
     import uvicorn
 
     from api.app import create_app
     from api.context import build_services
     from api.ocpp.runtime import OcppRuntime
     from api.ocpp.settings import OcppSettings
+    from api.ocpp.ws_protocol import uvicorn_ws_options
 
+    # what `pnc serve` runs (PNC_OCPP_WS_COMPRESSION) unless another uvicorn implementation is asked for
+    ws_options = uvicorn_ws_options(compression) if ws == "websockets-sansio" else {"ws": ws}
     svc = build_services(settings_for(data_dir))
     app = create_app(services=svc)
     app.state.ocpp = OcppRuntime(svc, OcppSettings(call_timeout=120, outbox_tick=5))
-    uvicorn.run(app, host="127.0.0.1", port=port, ws=ws, log_level="error", backlog=4096, ws_ping_interval=None,
+    uvicorn.run(app, host="127.0.0.1", port=port, **ws_options, log_level="error", backlog=4096, ws_ping_interval=None,
                 lifespan="on")
 
 
@@ -251,7 +254,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(data_dir), "--port", str(port),
-                               "--ws", args.ws], env=env)
+                               "--ws", args.ws, "--compression", args.compression], env=env)
     url = f"ws://127.0.0.1:{port}/ocpp"
     try:
         deadline = time.monotonic() + 60
@@ -275,7 +278,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(2.0)
         held = rss_kib(server.pid)
         result: dict[str, Any] = {
-            "ws_impl": args.ws, "connections": len(conns), "fd_limit": hard, "setup_s": round(setup_s, 1),
+            "ws_impl": args.ws, "compression": args.compression, "connections": len(conns), "fd_limit": hard, "setup_s": round(setup_s, 1),
             "server_rss_base_mib": round(base / 1024, 1), "server_rss_held_mib": round(held / 1024, 1),
             "rss_per_connection_kib": round((held - base) / max(len(conns), 1), 1),
             "handshakes_per_s": round(len(conns) / connect_s, 1),
@@ -308,13 +311,15 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
     parser.add_argument("--ws", default="websockets-sansio", choices=["websockets-sansio", "wsproto", "websockets"])
+    parser.add_argument("--compression", default="stateless", choices=["stateless", "context", "off"],
+                        help="permessage-deflate mode with websockets-sansio (PNC_OCPP_WS_COMPRESSION)")
     parser.add_argument("--time-limit", type=float, default=600)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         raise_fd_limit()
-        serve(args.serve, args.port, args.ws)
+        serve(args.serve, args.port, args.ws, args.compression)
         return
     print(json.dumps(asyncio.run(run_bench(args)), indent=2))
 

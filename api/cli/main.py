@@ -136,12 +136,17 @@ def serve(
 
     settings = Settings()
     from api.observability import configure_logging
+    from api.ocpp.settings import OcppSettings
+    from api.ocpp.ws_protocol import uvicorn_ws_options
     from pki.profiles import all_profiles
     from pki.profiles.validity import parse_validity_policy
 
-    parse_validity_policy(settings.validity_days, all_profiles())  # configuration errors: one line, before binding
+    # configuration errors: one line, before binding
+    parse_validity_policy(settings.validity_days, all_profiles())
+    ws_options = uvicorn_ws_options(OcppSettings().ws_compression)
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_config=configure_logging(settings.log_format, settings.log_level), ws_max_size=65536)
+                log_config=configure_logging(settings.log_format, settings.log_level), ws_max_size=65536,
+                **ws_options)
 
 
 # --- CAs --------------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ class OcppSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PNC_OCPP_", env_file=None, extra="ignore")
 
     heartbeat_interval: int = 300  # BootNotification interval (s)
-    max_frame_bytes: int = 65_536  # a 2.0.1 frame's largest field is 10,000 chars; anything far above is hostile
+    max_frame_bytes: int = 65_536
+    # permessage-deflate: stateless (default; no zlib state kept per connection), context or off (ws_protocol.py)
+    ws_compression: str = "stateless"  # a 2.0.1 frame's largest field is 10,000 chars; anything far above is hostile
     call_timeout: float = 30.0  # seconds to wait for a station's answer to an outbox call
     outbox_tick: float = 2.0  # how often the dispatcher looks for due calls
     outbox_backoff_base: float = 10.0  # first retry after this many seconds, doubling

@@ -18,6 +18,7 @@ from api.app import create_app
 from api.context import Services
 from api.ocpp.runtime import OcppRuntime
 from api.ocpp.settings import OcppSettings
+from api.ocpp.ws_protocol import uvicorn_ws_options
 from pki import stations
 
 PASSWORD = "station-password-0123456789"
@@ -51,8 +52,9 @@ def serving(services: Services, ocpp_settings: OcppSettings) -> Iterator[Server]
     runtime = OcppRuntime(services, ocpp_settings)
     app.state.ocpp = runtime
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio",
-                            lifespan="on")
+    # the WebSocket implementation and compression `pnc serve` runs (PNC_OCPP_WS_COMPRESSION)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                            **uvicorn_ws_options(ocpp_settings.ws_compression))
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
