@@ -6,6 +6,7 @@ pnc-pki: `Authority.issue_from_csr` (policy checks, write-ahead record, signatur
 PostgreSQL, and the same through the REST API (`POST /api/v1/certificates`, uvicorn, keep-alive client).
 
 Usage: .venv/bin/python -m bench.bench_issuance [--n 2000] [--db postgresql+psycopg://postgres@127.0.0.1:5432/test]
+(with --db: an empty database; the in-process run and the server share it)
 """
 
 from __future__ import annotations
@@ -98,9 +99,11 @@ def main() -> None:
 
     port = free_port()
     env = {**os.environ, "PNC_DATA_DIR": str(tmp / "var"), "PNC_KEY_PASSPHRASE": "bench-passphrase",
-           "PNC_WITH_ISO15118_20": "false", "PNC_ORGANIZATION": "Bench CPO", "PNC_LOG_LEVEL": "WARNING"}
-    if args.db:
+           "PNC_WITH_ISO15118_20": "false", "PNC_ORGANIZATION": "Bench CPO", "PNC_LOG_LEVEL": "WARNING",
+           "PNC_RATE_LIMIT_PER_TOKEN": "100000", "PNC_RATE_LIMIT_BURST": "100000"}  # measure issuance, not the limiter
+    if args.db:  # the server then finds the CAs created above in the shared database: give it their keys
         env["PNC_DATABASE_URL"] = args.db
+        env["PNC_KEY_DIR"] = str(tmp / "keys")
     server = subprocess.Popen([str(Path(sys.executable).parent / "pnc"), "serve", "--port", str(port)], env=env,
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
