@@ -55,3 +55,14 @@ def openssl_verify(leaf: x509.Certificate, chain: list[x509.Certificate], root: 
         if res.returncode != 0:
             raise AssertionError(f"openssl verify failed: {res.stdout}{res.stderr}")
         return res.stdout
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within ``timeout`` seconds (a test must not leave a
+    server behind, whether or not it shut down gracefully)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

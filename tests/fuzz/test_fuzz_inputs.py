@@ -21,6 +21,7 @@ from pki import csr_policy
 from pki.errors import PkiError
 from pki.hashdata import CertificateHashData, parse_serial_hex
 from pki.profiles import CertKind, Generation, get_profile
+from tests.fuzz.strategies import mutated
 
 LONG = pytest.mark.skipif(not os.environ.get("PNC_FUZZ_LONG"), reason="long fuzz campaign: set PNC_FUZZ_LONG=1 ("
                             "marked slow; the default suite runs the bounded version)")
@@ -46,25 +47,6 @@ def _csr_check(data: bytes | str, profile_index: int) -> None:
                             csr_policy.SubjectExpectation(common_name="CS001", organization="Test CPO"))
     except PkiError:
         pass
-
-
-@st.composite
-def mutated_der(draw: st.DrawFn) -> bytes:
-    data = bytearray(_BASE)
-    for _ in range(draw(st.integers(1, 8))):
-        pos = draw(st.integers(0, len(data) - 1))
-        op = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        if op == "flip":
-            data[pos] ^= draw(st.integers(1, 255))
-        elif op == "delete":
-            del data[pos]
-        elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del data[pos:]
-        if not data:
-            break
-    return bytes(data)
 
 
 @st.composite
@@ -102,7 +84,7 @@ def test_csr_random_bytes(data: bytes, p: int) -> None:
 
 
 @FAST
-@given(mutated_der(), st.integers(0, 3))
+@given(mutated(_BASE), st.integers(0, 3))
 def test_csr_mutated_der(data: bytes, p: int) -> None:
     _csr_check(data, p)
 
@@ -156,7 +138,7 @@ def test_serial_parsing(value: str) -> None:
 @pytest.mark.slow
 @LONG
 @SLOW
-@given(mutated_der(), st.integers(0, 3))
+@given(mutated(_BASE), st.integers(0, 3))
 def test_csr_mutated_der_long(data: bytes, p: int) -> None:
     _csr_check(data, p)
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from api.ocpp.framing import check_frame
 from pki.errors import PkiError
 from pki.ocsp.request import parse_request
+from tests.fuzz.strategies import mutated
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 SLOW = settings(max_examples=20000, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
@@ -43,25 +44,6 @@ def _base_ocsp_request() -> bytes:
 
 
 _OCSP = _base_ocsp_request()
-
-
-@st.composite
-def mutated(draw: st.DrawFn, base: bytes) -> bytes:
-    data = bytearray(base)
-    for _ in range(draw(st.integers(1, 8))):
-        if not data:
-            break
-        pos = draw(st.integers(0, len(data) - 1))
-        op = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        if op == "flip":
-            data[pos] ^= draw(st.integers(1, 255))
-        elif op == "delete":
-            del data[pos]
-        elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del data[pos:]
-    return bytes(data)
 
 
 def _ocsp_check(data: bytes) -> None:

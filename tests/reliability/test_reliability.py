@@ -24,6 +24,7 @@ from pki.keys.file import FileKeyStore
 from pki.profiles import Generation
 from pki.store.repo import Database
 from tests.conftest import TEST_PASSPHRASE
+from tests.helpers import stop_process
 
 PG_URL = os.environ.get("PNC_DATABASE_URL", "")
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,12 +251,7 @@ def test_ocsp_serves_from_memory_while_the_database_is_down(tmp_path: Path) -> N
         assert httpx.get(url + "/ready", timeout=10).status_code == 200
         assert proc.poll() is None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, timeout=15)
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()

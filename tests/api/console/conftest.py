@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import make_csr, p256
+from tests.helpers import make_csr, p256, stop_process
 
 CHROMIUM = os.environ.get("PNC_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PNC_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -102,12 +102,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         _seed(server)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def chromium_missing() -> str | None:
