@@ -54,10 +54,13 @@ class Conflict(PkiError):
 
 
 class KeyStoreError(PkiError):
-    """A key could not be created, loaded or used. Carries the key URI, never key bytes."""
+    """A key could not be created, loaded or used. Carries the key URI, never key bytes.
+
+    For a caller this is "cannot sign right now" (an HSM session down, a key file missing or unreadable), not a
+    fault in its request nor a crash: adapters answer 503 and the operator finds the URI in the server log."""
 
     code = "KeyStoreError"
-    status = 500
+    status = 503
 
 
 class Unauthorized(PkiError):

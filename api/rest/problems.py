@@ -25,6 +25,11 @@ def problem(status: int, title: str, detail: str, code: str, **extra: object) ->
 def install(app: FastAPI) -> None:
     @app.exception_handler(PkiError)
     async def _pki(_: Request, exc: PkiError) -> JSONResponse:
+        if exc.status == 503:  # the service cannot do it now (key store): retryable, and worth an operator's look
+            log.warning("service unavailable: %s: %s", exc.code, exc.message)
+            response = problem(503, "Service unavailable", exc.message, exc.code)
+            response.headers["Retry-After"] = "5"
+            return response
         status = exc.status if exc.status < 500 else 500
         title = "Request refused" if status < 500 else "Internal error"
         return problem(status, title, exc.message, exc.code)

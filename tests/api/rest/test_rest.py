@@ -10,6 +10,9 @@ from fastapi.testclient import TestClient
 from api.console import PUBLIC_PATHS as CONSOLE_SHELL
 from api.context import Services
 from api.routes_util import iter_routes
+from pki.profiles import CertKind, Generation
+from pki.store import repo
+from pki.store.models import CertStatus
 from tests.api.conftest import token_for
 from tests.helpers import make_csr, p256, rsa_key
 
@@ -146,3 +149,30 @@ def test_each_role_may_request_only_its_certificate_kinds(client: TestClient, se
     assert ISSUABLE_KINDS["csms"] == {"station-client", "secc-leaf"}  # what SignCertificate can ask for
     denied = [e for e in repo.list_audit(services.db, limit=1000) if e.action == "auth.denied"]
     assert any("may not request csms-server" in (e.details or "") and e.actor == "token:test-csms" for e in denied)
+
+
+def test_missing_ca_key_is_a_retryable_503_and_loses_nothing(client: TestClient, services: Services) -> None:
+    """A key the store cannot load (file moved, HSM session down) is the service's outage, not the caller's error:
+    503 problem+json with Retry-After, and neither a certificate nor a pending record is left behind."""
+    token = token_for(services, "csms")
+    issuer = services.authority.issuer_for(CertKind.STATION_CLIENT, Generation.OCPP)
+    key_file = services.settings.resolved_key_dir() / issuer.key_uri.removeprefix("file:")
+    moved = key_file.with_name(key_file.name + ".away")
+    key_file.rename(moved)
+    services.keys._cache.pop(issuer.key_uri, None)  # as in a process that never loaded it
+    try:
+        csr = make_csr(p256(), CN="SN-503", O="Test CPO").decode()
+        resp = client.post("/api/v1/certificates", headers=_auth(token),
+                           json={"kind": "station-client", "csr": csr, "owner": "CS-503"})
+        assert resp.status_code == 503, resp.text
+        assert resp.headers["content-type"].startswith("application/problem+json")
+        assert resp.headers["retry-after"] == "5"
+        body = resp.json()
+        assert body["code"] == "KeyStoreError" and issuer.key_uri in body["detail"]
+        assert repo.list_certificates(services.db, owner="CS-503") == []
+        assert repo.list_certificates(services.db, owner="CS-503", status=CertStatus.PENDING) == []
+    finally:
+        moved.rename(key_file)
+    again = client.post("/api/v1/certificates", headers=_auth(token),
+                        json={"kind": "station-client", "csr": make_csr(p256(), CN="SN-504", O="Test CPO").decode()})
+    assert again.status_code == 201, again.text
