@@ -70,7 +70,12 @@ def _reason_flag(status: EffectiveStatus) -> x509.ReasonFlags | None:
 
 
 def build_single(cert_id: CertId, status: EffectiveStatus, this_update: dt.datetime, next_update: dt.datetime,
-                 identity: ResponderIdentity, nonce: bytes | None = None) -> bytes:
+                 identity: ResponderIdentity, nonce: bytes | None = None) -> tuple[bytes, dt.datetime]:
+    """DER of a signed single response and its producedAt.
+
+    cryptography stamps producedAt with the wall clock when it signs, which may be a second past ``this_update``
+    (or, under a test clock, another day): callers take it from here for ``Last-Modified`` (RFC 5019 §6.2), never
+    from their own ``now``."""
     cs = {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED,
           "unknown": ocsp.OCSPCertStatus.UNKNOWN}[status.status]
     revoked_at = (status.revoked_at or this_update).replace(microsecond=0) if cs is ocsp.OCSPCertStatus.REVOKED \
@@ -87,7 +92,7 @@ def build_single(cert_id: CertId, status: EffectiveStatus, this_update: dt.datet
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     response = builder.sign(identity.key, identity.signature_hash)
-    return response.public_bytes(serialization.Encoding.DER)
+    return response.public_bytes(serialization.Encoding.DER), response.produced_at_utc
 
 
 _REASON_NAMES = {

@@ -280,11 +280,11 @@ class OcspService:
             items.append((cid, effective_status(row, self._revoked_cas), primary))
         if len(items) == 1:
             cid, status, _ = items[0]
-            der = build_single(cid, status, now, next_update, identity, req.nonce)
+            der, produced = build_single(cid, status, now, next_update, identity, req.nonce)
             cached = None
             if req.nonce is None and status.status != "unknown":
                 cached = self._store(primary, cid.serial_hex, cid.algorithm, der, status.status, now, next_update,
-                                     identity.signer_id, unless_changed_after=snapshot)
+                                     identity.signer_id, produced, unless_changed_after=snapshot)
             return OcspAnswer(der, True, cached, status.status)
         der = build_multi([(c, s) for c, s, _ in items], now, next_update, identity, req.nonce, now)
         return OcspAnswer(der, True, None, None)
@@ -307,14 +307,14 @@ class OcspService:
     # --- storing ----------------------------------------------------------------------------------------------
 
     def _store(self, ca_id: int, serial: str, algorithm: HashAlgorithm, der: bytes, status: str,
-               this_update: dt.datetime, next_update: dt.datetime, signer_id: int | None, *,
-               unless_changed_after: dt.datetime | None = None) -> CachedResponse:
+               this_update: dt.datetime, next_update: dt.datetime, signer_id: int | None, produced_at: dt.datetime,
+               *, unless_changed_after: dt.datetime | None = None) -> CachedResponse:
         now = self._now()
         row = {"ca_id": ca_id, "serial": serial, "hash_algorithm": algorithm.value, "cert_status": status,
-               "der": der, "this_update": this_update, "next_update": next_update, "produced_at": this_update,
+               "der": der, "this_update": this_update, "next_update": next_update, "produced_at": produced_at,
                "signer_id": signer_id, "updated_at": now}
         written = ocsp_repo.upsert_responses(self.authority.db, [row], unless_changed_after=unless_changed_after)
-        entry = CachedResponse.of(der, status, this_update, next_update, this_update, now)
+        entry = CachedResponse.of(der, status, this_update, next_update, produced_at, now)
         if (ca_id, serial, algorithm.value) in written:
             self._remember((ca_id, serial, algorithm.value), entry)
         return entry  # not written: a newer answer (e.g. a revocation) is stored; this one is still correct for now
@@ -478,7 +478,7 @@ class OcspService:
                     continue
                 cid = CertId(alg, names[0], names[1], int(serial, 16))
                 try:
-                    der = build_single(cid, status, now, next_update, identity)
+                    der, produced = build_single(cid, status, now, next_update, identity)
                 except Exception as exc:
                     log.warning("pre-signing failed for %s/%s: %s", ca_id, serial, type(exc).__name__)
                     stats.failures += 1
@@ -486,10 +486,10 @@ class OcspService:
                 stamp = self._now()
                 batch.append({"ca_id": ca_id, "serial": serial, "hash_algorithm": alg.value,
                               "cert_status": status.status, "der": der, "this_update": now,
-                              "next_update": next_update, "produced_at": now, "signer_id": identity.signer_id,
-                              "updated_at": stamp})
+                              "next_update": next_update, "produced_at": produced,
+                              "signer_id": identity.signer_id, "updated_at": stamp})
                 entries.append(((ca_id, serial, alg.value),
-                                CachedResponse.of(der, status.status, now, next_update, now, stamp)))
+                                CachedResponse.of(der, status.status, now, next_update, produced, stamp)))
                 if len(batch) >= 500:
                     written.update(ocsp_repo.upsert_responses(db, batch, unless_changed_after=snapshot))
                     batch.clear()
@@ -576,9 +576,10 @@ class OcspService:
             names = self._issuer_hashes.get((rec.ca_id, alg.value))
             if names is None:
                 continue
-            der = build_single(CertId(alg, names[0], names[1], int(rec.serial, 16)), status, now, next_update,
-                               identity)
-            self._store(rec.ca_id, rec.serial, alg, der, status.status, now, next_update, identity.signer_id)
+            der, produced = build_single(CertId(alg, names[0], names[1], int(rec.serial, 16)), status, now,
+                                         next_update, identity)
+            self._store(rec.ca_id, rec.serial, alg, der, status.status, now, next_update, identity.signer_id,
+                        produced)
 
     def forget(self, keys: Iterable[CacheKey]) -> None:
         for key in keys:

@@ -259,3 +259,35 @@ def test_refresh_never_overwrites_a_concurrent_revocation(auth: Authority, clock
     other.sync_from_store()
     hit = other.fast(_request(leaf, auth))
     assert hit is not None and hit.status == "revoked"
+
+
+def test_last_modified_is_the_signed_produced_at_on_every_path(db: Database, keys: KeyManager) -> None:
+    """RFC 5019 §6.2: Last-Modified = producedAt. The signature stamps producedAt with the wall clock, so a
+    service clock an hour off (or a second boundary between "now" and the signature) must not leak into the
+    header: pre-signed, signed on a miss, re-signed on revocation, and reloaded from the table."""
+    from email.utils import format_datetime
+
+    clock = FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1))
+    auth = Authority(db, keys, public_url="http://127.0.0.1:8080", clock=clock)
+    make_hierarchies(auth)
+    presigned = _leaf(auth, "CS1")
+    svc = OcspService(auth)
+    svc.refresh()
+    missed = _leaf(auth, "CS2")  # issued after the pre-signing pass: its first request is signed on demand
+
+    def check(entry: object) -> None:
+        assert entry is not None
+        produced = ocsp.load_der_ocsp_response(entry.der).produced_at_utc  # type: ignore[attr-defined]
+        assert entry.last_modified == format_datetime(produced, usegmt=True)  # type: ignore[attr-defined]
+        assert entry.produced_at == produced  # type: ignore[attr-defined]
+
+    check(svc.fast(_request(presigned, auth)))
+    assert svc.fast(_request(missed, auth, hashes.SHA256())) is None
+    answer = svc.respond(_request(missed, auth, hashes.SHA256()))
+    check(answer.cached)
+    revoke(auth, presigned.record, "superseded", actor="t", listeners=(svc.on_revocation,))
+    check(svc.fast(_request(presigned, auth)))
+    other = OcspService(auth)  # another instance: loads the stored rows
+    other.load()
+    other.sync_from_store()
+    check(other.fast(_request(missed, auth, hashes.SHA256())))
