@@ -6,7 +6,7 @@ pnc-pki: `Authority.issue_from_csr` (policy checks, write-ahead record, signatur
 PostgreSQL, and the same through the REST API (`POST /api/v1/certificates`, uvicorn, keep-alive client).
 
 Usage: .venv/bin/python -m bench.bench_issuance [--n 2000] [--db postgresql+psycopg://postgres@127.0.0.1:5432/test]
-(with --db: an empty database; the in-process run and the server share it)
+(with --db: a private schema in that database, dropped afterwards; the in-process run and the server share it)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from bench.pg_schema import private_schema
 from pki.authority import Authority
 from pki.hierarchy import OCPP_SPECS, HierarchyPlan, create_hierarchies
 from pki.keys.base import KeyAlgorithm, KeyManager
@@ -67,8 +68,13 @@ def main() -> None:
     ap.add_argument("--db", default="")
     ap.add_argument("--no-rest", action="store_true")
     args = ap.parse_args()
+    with private_schema(args.db) as db_url:
+        run(args, db_url)
+
+
+def run(args: argparse.Namespace, db_url: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pnc-bench-"))
-    url = args.db or f"sqlite:///{tmp / 'bench.db'}"
+    url = db_url or f"sqlite:///{tmp / 'bench.db'}"
     db = Database(url)
     db.migrate()
     keys = KeyManager()
@@ -101,8 +107,8 @@ def main() -> None:
     env = {**os.environ, "PNC_DATA_DIR": str(tmp / "var"), "PNC_KEY_PASSPHRASE": "bench-passphrase",
            "PNC_WITH_ISO15118_20": "false", "PNC_ORGANIZATION": "Bench CPO", "PNC_LOG_LEVEL": "WARNING",
            "PNC_RATE_LIMIT_PER_TOKEN": "100000", "PNC_RATE_LIMIT_BURST": "100000"}  # measure issuance, not the limiter
-    if args.db:  # the server then finds the CAs created above in the shared database: give it their keys
-        env["PNC_DATABASE_URL"] = args.db
+    if db_url:  # the server then finds the CAs created above in the shared database: give it their keys
+        env["PNC_DATABASE_URL"] = db_url
         env["PNC_KEY_DIR"] = str(tmp / "keys")
     server = subprocess.Popen([str(Path(sys.executable).parent / "pnc"), "serve", "--port", str(port)], env=env,
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
