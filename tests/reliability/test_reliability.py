@@ -24,7 +24,7 @@ from pki.keys.file import FileKeyStore
 from pki.profiles import Generation
 from pki.store.repo import Database
 from tests.conftest import TEST_PASSPHRASE
-from tests.helpers import stop_process
+from tests.helpers import free_port, stop_process
 
 PG_URL = os.environ.get("PNC_DATABASE_URL", "")
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +125,18 @@ def test_sigkill_mid_load_leaves_no_half_written_record(pg: tuple[Database, str,
     assert all(has_der for status, has_der in rows.values() if status == "valid")
 
 
+def _pg(action: str) -> None:
+    """pg_ctlcluster ACTION on the local cluster; after a start or restart, wait until it accepts connections."""
+    version = next(Path("/etc/postgresql").iterdir()).name
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True, timeout=120)
+    if action != "stop":
+        for _ in range(60):
+            if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"]).returncode == 0:
+                return
+            time.sleep(0.5)
+        raise AssertionError("PostgreSQL did not come back")
+
+
 @pytest.mark.pg_restart
 def test_service_recovers_from_a_database_restart(pg: tuple[Database, str, Path, Authority], tmp_path: Path) -> None:
     """Restart PostgreSQL under a running issuer; it resumes by itself and loses nothing it acknowledged."""
@@ -136,33 +148,12 @@ def test_service_recovers_from_a_database_restart(pg: tuple[Database, str, Path,
     while not out.exists() or len(out.read_text().splitlines()) < 200:
         time.sleep(0.05)
         assert proc.poll() is None
-    version = next(Path("/etc/postgresql").iterdir()).name
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True,
-                   timeout=120)
+    _pg("restart")
     assert proc.wait(timeout=600) == 0
     received = _received([out])
     assert len(received) == 1500 and len(set(received)) == 1500
     rows = _db_rows(db)
     assert all(rows[r] == ("valid", True) for r in received)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg(action: str) -> None:
-    version = next(Path("/etc/postgresql").iterdir()).name
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True, timeout=120)
-    if action != "stop":
-        for _ in range(60):
-            if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"]).returncode == 0:
-                return
-            time.sleep(0.5)
-        raise AssertionError("PostgreSQL did not come back")
 
 
 @pytest.mark.pg_restart
@@ -184,7 +175,7 @@ def test_ocsp_serves_from_memory_while_the_database_is_down(tmp_path: Path) -> N
     admin = create_engine(PG_URL, pool_pre_ping=True)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     data = tmp_path / "var"
     env = {**os.environ, "PNC_DATA_DIR": str(data), "PNC_PORT": str(port), "PNC_HOST": "127.0.0.1",

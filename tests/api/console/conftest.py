@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,19 +21,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import make_csr, p256, stop_process
+from tests.helpers import free_port, make_csr, p256, stop_process
 
 CHROMIUM = os.environ.get("PNC_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PNC_CHROMEDRIVER", "/usr/bin/chromedriver")
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=en-US"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -74,7 +67,7 @@ def _seed(server: LiveServer) -> None:
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("console-var")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PNC_DATA_DIR": str(data), "PNC_PORT": str(port), "PNC_HOST": "127.0.0.1",
            "PNC_PUBLIC_URL": f"http://127.0.0.1:{port}", "PNC_KEY_PASSPHRASE": "console-test",
            "PNC_WITH_ISO15118_20": "false"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from api.ocpp.runtime import OcppRuntime
 from api.ocpp.settings import OcppSettings
 from api.ocpp.ws_protocol import uvicorn_ws_options
 from pki import stations
+from tests.helpers import free_port
 
 PASSWORD = "station-password-0123456789"
 
@@ -30,12 +30,6 @@ class Server:
     http: str
     runtime: OcppRuntime
     services: Services
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 import time
@@ -18,7 +17,7 @@ from api.app import create_app
 from api.context import Services
 from pki.authority import Issued
 from pki.profiles import CertKind
-from tests.helpers import name, p256, pem
+from tests.helpers import free_port, name, p256, pem
 
 
 @dataclass
@@ -26,12 +25,6 @@ class Server:
     url: str
     services: Services
     tmp: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
