@@ -124,9 +124,9 @@ class OutboxGateway:
 
     def _delete_wrap(self, station_id: str, h: dict[str, Any]) -> str | None:
         """Delete a certificate the way it was installed: a V2G/MO/OEM root went in through the PnC wrapper."""
-        serial = str(h.get("serialNumber", "")).lower().lstrip("0") or "0"
+        serial = ocpp_repo.inventory_serial(str(h.get("serialNumber", "")))
         for entry in ocpp_repo.list_inventory(self.db, station_id):
-            if (entry.serial_number or "").lower().lstrip("0") == serial and \
+            if entry.serial_number == serial and \
                     entry.issuer_key_hash.lower() == str(h.get("issuerKeyHash", "")).lower():
                 native = entry.certificate_type in TYPES_FROM_16 or entry.certificate_type in TYPES_TO_16
                 return None if native else "pnc"

@@ -394,7 +394,7 @@ class OcppRuntime:
             ocpp_repo.remove_inventory(db, sid, hash_algorithm=h["hashAlgorithm"],
                                        issuer_name_hash=h["issuerNameHash"].lower(),
                                        issuer_key_hash=h["issuerKeyHash"].lower(),
-                                       serial_number=h["serialNumber"].lower().lstrip("0") or "0")
+                                       serial_number=ocpp_repo.inventory_serial(h["serialNumber"]))
         elif row.action == "InstallCertificate" and answer.get("status") == "Accepted":
             cert = x509.load_pem_x509_certificate(payload["certificate"].encode())
             ocpp_repo.add_inventory(db, _inventory(sid, payload["certificateType"],
@@ -426,7 +426,7 @@ def _inventory(station_id: str, cert_type: str, h: dict[str, str], children: lis
     return OcppInstalledCertificate(
         station_id=station_id, certificate_type=cert_type, hash_algorithm=h["hashAlgorithm"],
         issuer_name_hash=h["issuerNameHash"].lower(), issuer_key_hash=h["issuerKeyHash"].lower(),
-        serial_number=h["serialNumber"].lower().lstrip("0") or "0", children=json.dumps(children))
+        serial_number=ocpp_repo.inventory_serial(h["serialNumber"]), children=json.dumps(children))
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -304,6 +304,12 @@ def add_inventory(db: Database, row: OcppInstalledCertificate) -> None:
             s.rollback()
 
 
+def inventory_serial(value: str) -> str:
+    """A station-reported serial number as the inventory stores it: lower-case hex without leading zeros
+    (stations write it as they like; OCPP 2.0.1 asks for no leading zeros)."""
+    return value.lower().lstrip("0") or "0"
+
+
 def list_inventory(db: Database, station_id: str) -> list[OcppInstalledCertificate]:
     with db.session() as s:
         q = select(OcppInstalledCertificate).where(OcppInstalledCertificate.station_id == station_id)
