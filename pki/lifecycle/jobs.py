@@ -197,10 +197,10 @@ class JobEngine:
             for _ in range(100):
                 job = self._run_leased(job_id, handler, max_ticks, on_tick)
                 with _RUNNING_LOCK:
-                    if key not in _RERUN or job.status in JobStatus.FINAL:
-                        _RERUN.discard(key)
-                        return job
+                    rerun = key in _RERUN
                     _RERUN.discard(key)
+                if not rerun or job.status in JobStatus.FINAL:
+                    break
             return job
         finally:
             with _RUNNING_LOCK:
