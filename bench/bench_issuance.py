@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pki.keys.base import KeyAlgorithm, KeyManager
 from pki.keys.file import FileKeyStore
 from pki.profiles import CertKind, Generation
 from pki.store.repo import Database
-from tests.helpers import make_csr, p256
+from tests.helpers import free_port, make_csr, p256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,12 +53,6 @@ def raw_crypto(csrs: list[bytes], key: object) -> float:
         )
         cert.public_bytes(serialization.Encoding.DER)
     return time.perf_counter() - start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:
