@@ -193,18 +193,24 @@ class JobEngine:
                 _RERUN.add(key)
                 raise Conflict(f"job {job_id} is being run by another thread of this process")
             _RUNNING.add(key)
+        released = False
         try:
-            for _ in range(100):
+            while True:  # each extra pass answers a caller that was turned away; they stop, so does this
                 job = self._run_leased(job_id, handler, max_ticks, on_tick)
                 with _RUNNING_LOCK:
+                    # Checking the re-run flag and leaving _RUNNING happen under one lock: a caller that arrives
+                    # in between would otherwise get Conflict, set a flag nobody reads, and its answer would sit
+                    # unprocessed until the next periodic pass.
                     rerun = key in _RERUN
                     _RERUN.discard(key)
-                if not rerun or job.status in JobStatus.FINAL:
-                    break
-            return job
+                    if not rerun or job.status in JobStatus.FINAL:
+                        _RUNNING.discard(key)
+                        released = True
+                        return job
         finally:
-            with _RUNNING_LOCK:
-                _RUNNING.discard(key)
+            if not released:
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(key)
 
     def _run_leased(self, job_id: int, handler: JobHandler, max_ticks: int,
                     on_tick: Callable[[JobReport], None] | None) -> LifecycleJob:
