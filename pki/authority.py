@@ -29,6 +29,7 @@ from pki.profiles import CertKind, Generation, Profile, default_generation, get_
 from pki.profiles.builder import CertificateTemplate, Urls, check_size, sign_certificate
 from pki.profiles.validity import NO_OVERRIDES, ValidityPolicy
 from pki.store import repo
+from pki.store.group_commit import GroupCommit
 from pki.store.models import Certificate, CertificateAuthority, CertStatus, IssuerHash
 
 SERIAL_BITS = 127  # positive, >= 64 bits of CSPRNG output, always <= 16 octets DER (well under RFC 5280's 20)
@@ -87,6 +88,11 @@ class Authority:
         # Observers are told of every issuance attempt: (kind, outcome, seconds). The API layer hangs metrics here;
         # the domain does not know Prometheus exists.
         self.observers: list[Callable[[str, str, float], None]] = []
+        # Concurrent issuances share their write-ahead and finalise transactions (pki.store.group_commit).
+        self.reservations: GroupCommit[Certificate, Certificate] = GroupCommit(
+            lambda r: repo.reserve_certificate(self.db, r), lambda rs: repo.reserve_certificates(self.db, rs))
+        self.finalisations: GroupCommit[repo.Finalisation, Certificate] = GroupCommit(
+            lambda f: repo.finalise_certificate(self.db, f), lambda fs: repo.finalise_certificates(self.db, fs))
 
     # --- URLs placed in certificates ---------------------------------------------------------------------
 
@@ -354,7 +360,7 @@ class Authority:
         """Issue for a key the service already trusts (its own CA keys, contract keys it generated, OCSP signers).
 
         ``also(session, record)`` runs in the transaction that makes the record valid (see
-        :func:`repo.finalise_certificate`)."""
+        :class:`repo.Finalisation`)."""
         gen = generation or (Generation(issuer.generation) if issuer else default_generation(kind))
         issuer_ca = issuer or self.issuer_for(kind, gen)
         if issuer_ca.status != "active":
@@ -433,9 +439,9 @@ class Authority:
                                  request_id=request_id,
                                  details={"kind": profile.kind.value, "subject": record.subject, "owner": owner})
         fingerprint = cert.fingerprint(hashes.SHA256()).hex()
-        final = repo.finalise_certificate(self.db, record, der=der, fingerprint=fingerprint,
-                                          issued_at=self.clock.now(), audit=audit,
-                                          subject_ca_id=subject_ca.id if subject_ca else None, also=also)
+        final = self.finalisations.submit(repo.Finalisation(
+            record, der=der, fingerprint=fingerprint, issued_at=self.clock.now(), audit=audit,
+            subject_ca_id=subject_ca.id if subject_ca else None, also=also))
         if subject_ca is not None:
             repo.update_ca(self.db, _id(subject_ca), certificate_id=final.id)
             self.forget_cas()
@@ -457,7 +463,7 @@ class Authority:
                 request_id=request_id,
             )
             try:
-                return repo.reserve_certificate(self.db, record)
+                return self.reservations.submit(record)
             except repo.DuplicateSerial:
                 continue
         raise Conflict("could not reserve a unique serial number")  # ~2^-126 per attempt: a broken RNG

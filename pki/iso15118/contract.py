@@ -39,7 +39,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import NameOID
-from sqlmodel import Session
+from sqlalchemy import Connection
 
 from pki.authority import Authority, Issued
 from pki.clock import utc
@@ -360,11 +360,11 @@ class ContractInstaller:
         assert contract.id is not None
         contract_id = contract.id
 
-        def link(session: Session, record: Certificate) -> None:
+        def link(conn: Connection, record: Certificate) -> None:
             # in the issuance's own transaction: the contract points at its certificate from the moment the
             # certificate is valid (one commit on the hot path instead of two)
             assert record.id is not None
-            contract_repo.link_certificate(session, contract_id, record.id, repo.audit_event(
+            contract_repo.link_certificate(conn, contract_id, record.id, repo.audit_event(
                 f"station:{station_id}", f"contract.{req.action.lower()}", "success", target=contract.emaid,
                 details={"pcid": pcid, "serial": record.serial, "generation": req.generation.value}))
 

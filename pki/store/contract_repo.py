@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from pki.store import audit_chain
 from pki.store.contract_models import Contract, ContractStatus, TrustAnchor
@@ -128,14 +128,14 @@ def update_contract(db: Database, contract_id: int, audit: AuditEvent | None = N
         return row
 
 
-def link_certificate(session: Session, contract_id: int, certificate_id: int, audit: AuditEvent) -> None:
+def link_certificate(conn: Connection, contract_id: int, certificate_id: int, audit: AuditEvent) -> None:
     """Point the contract at its new certificate inside the caller's transaction (the issuance's own, see
-    ``repo.finalise_certificate(also=...)``), with its audit event."""
-    result = session.connection().execute(
+    ``repo.Finalisation.also``), with its audit event."""
+    result = conn.execute(
         update(Contract).where(col(Contract.id) == contract_id).values(certificate_id=certificate_id))
     if result.rowcount != 1:
         raise LookupError(f"no contract {contract_id}")
-    audit_chain.append(session, audit)
+    audit_chain.append_many(conn, [audit])
 
 
 def bind_pcid_if_unbound(db: Database, contract_id: int, pcid: str, audit: AuditEvent) -> Contract | None:

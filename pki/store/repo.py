@@ -10,11 +10,12 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import Connection, bindparam, func, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
@@ -130,6 +131,7 @@ def find_issuers(db: Database, algorithm: str, name_hash: str, key_hash: str) ->
 
 # Prebuilt statements: SQLAlchemy caches their compiled form, so the hot path pays no statement construction.
 _RESERVE = insert(Certificate).returning(col(Certificate.id))
+_RESERVE_MANY = insert(Certificate).returning(col(Certificate.id), sort_by_parameter_order=True)
 _FINALISE = (
     update(Certificate)
     .where(col(Certificate.id) == bindparam("record_id"), col(Certificate.status) == CertStatus.PENDING)
@@ -157,30 +159,64 @@ def reserve_certificate(db: Database, record: Certificate) -> Certificate:
     return record
 
 
-Finalised = Callable[[Session, Certificate], None]
+Finalised = Callable[[Connection, Certificate], None]
 
 
-def finalise_certificate(db: Database, record: Certificate, *, der: bytes, fingerprint: str, issued_at: dt.datetime,
-                         audit: AuditEvent | None = None, subject_ca_id: int | None = None,
-                         also: Finalised | None = None) -> Certificate:
-    """Mark the reserved record valid with its DER, in the same transaction as its audit event.
+@dataclass(frozen=True)
+class Finalisation:
+    """One reserved record's signed result and what goes into the same transaction.
 
     ``also`` writes the caller's own consequence of the issuance (a contract now pointing at its certificate) in
-    this transaction too: one commit instead of two on the hot path, and never a valid certificate without it."""
-    changes: dict[str, Any] = {"der": der, "fingerprint_sha256": fingerprint, "status": CertStatus.VALID,
-                               "issued_at": issued_at, "subject_ca_id": subject_ca_id}
-    with db.session() as s:
-        result = s.connection().execute(_FINALISE, {**changes, "record_id": record.id})
-        if result.rowcount != 1:
-            raise LookupError(f"no pending certificate record {record.id}")
-        if audit is not None:
-            audit_chain.append(s, audit)
-        if also is not None:
-            also(s, record)
-        s.commit()
-    for key, value in changes.items():
-        setattr(record, key, value)
-    return record
+    that transaction too: one commit instead of two on the hot path, and never a valid certificate without it."""
+
+    record: Certificate
+    der: bytes
+    fingerprint: str
+    issued_at: dt.datetime
+    audit: AuditEvent | None = None
+    subject_ca_id: int | None = None
+    also: Finalised | None = None
+
+
+def finalise_certificate(db: Database, f: Finalisation) -> Certificate:
+    """Mark the reserved record valid with its DER, in the same transaction as its audit event."""
+    return finalise_certificates(db, [f])[0]
+
+
+def finalise_certificates(db: Database, batch: Sequence[Finalisation]) -> list[Certificate]:
+    """:func:`finalise_certificate` for several records in one transaction, all or none (group commit): one
+    commit and one audit-chain head update for the whole batch, entries chained in batch order.
+
+    SQL statements on one connection, no ORM session: this is the issuance hot path."""
+    with db.engine.begin() as conn:
+        for f in batch:
+            changes = {"der": f.der, "fingerprint_sha256": f.fingerprint, "status": CertStatus.VALID,
+                       "issued_at": f.issued_at, "subject_ca_id": f.subject_ca_id, "record_id": f.record.id}
+            if conn.execute(_FINALISE, changes).rowcount != 1:
+                raise LookupError(f"no pending certificate record {f.record.id}")
+        audit_chain.append_many(conn, [f.audit for f in batch if f.audit is not None])
+        for f in batch:
+            if f.also is not None:
+                f.also(conn, f.record)
+    for f in batch:
+        f.record.der, f.record.fingerprint_sha256, f.record.status = f.der, f.fingerprint, CertStatus.VALID
+        f.record.issued_at, f.record.subject_ca_id = f.issued_at, f.subject_ca_id
+    return [f.record for f in batch]
+
+
+def reserve_certificates(db: Database, records: Sequence[Certificate]) -> list[Certificate]:
+    """:func:`reserve_certificate` for several records in one transaction, all or none (group commit)."""
+    values = [r.model_dump(exclude={"id"}) for r in records]
+    with db.engine.begin() as conn:
+        try:
+            ids = list(conn.execute(_RESERVE_MANY, values).scalars())
+        except IntegrityError as exc:
+            raise DuplicateSerial(str(exc.orig)) from None
+    if len(ids) != len(records):
+        raise LookupError("the database returned fewer ids than records reserved")
+    for record, new_id in zip(records, ids, strict=True):
+        record.id = new_id
+    return list(records)
 
 
 def import_certificate(db: Database, record: Certificate, audit: AuditEvent) -> Certificate:
