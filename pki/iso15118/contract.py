@@ -304,8 +304,7 @@ class ContractInstaller:
         verify(self.codec, req.signature, [req.signed], public_key, _namespace(req.generation))
 
     def _refuse_if_revoked(self, cert: x509.Certificate, what: str) -> None:
-        rec = repo.record_of(self.authority.db, cert)
-        if rec is not None and rec.status == CertStatus.REVOKED:
+        if repo.status_of(self.authority.db, cert) == CertStatus.REVOKED:
             raise InstallFailure(f"the {what} is revoked", code="FAILED_CertificateRevoked")
 
     def _ca_topology(self, generation: Generation) -> tuple[list[x509.Certificate],

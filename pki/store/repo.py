@@ -301,6 +301,19 @@ def record_of(db: Database, cert: x509.Certificate) -> Certificate | None:
     return get_certificate_by_fingerprint(db, cert.fingerprint(hashes.SHA256()).hex())
 
 
+_STATUS_BY_FINGERPRINT = (select(col(Certificate.status))
+                          .where(col(Certificate.fingerprint_sha256) == bindparam("fingerprint")))
+
+
+def status_of(db: Database, cert: x509.Certificate) -> str | None:
+    """Our record's status for ``cert`` (None when we did not issue it): one column, no ORM row — contract
+    installation asks this for every OEM provisioning certificate it sees."""
+    with db.engine.connect() as conn:
+        value = conn.execute(_STATUS_BY_FINGERPRINT,
+                             {"fingerprint": cert.fingerprint(hashes.SHA256()).hex()}).scalar_one_or_none()
+    return None if value is None else str(value)
+
+
 def list_certificates(
     db: Database,
     *,
