@@ -56,7 +56,7 @@ from pki.profiles import CertKind, Generation
 from pki.revocation import Listener, RevocationReason, revoke
 from pki.store import contract_repo, repo
 from pki.store.contract_models import Contract
-from pki.store.models import Certificate, CertificateAuthority, CertStatus
+from pki.store.models import AuditEvent, Certificate, CertificateAuthority, CertStatus
 
 NS_ISO2 = "urn:iso:15118:2:2013:MsgDef"
 NS_ISO20 = "urn:iso:std:iso:15118:-20:CommonMessages"
@@ -359,11 +359,11 @@ class ContractInstaller:
         assert contract.id is not None
         contract_id = contract.id
 
-        def link(conn: Connection, record: Certificate) -> None:
+        def link(conn: Connection, record: Certificate) -> AuditEvent:
             # in the issuance's own transaction: the contract points at its certificate from the moment the
             # certificate is valid (one commit on the hot path instead of two)
             assert record.id is not None
-            contract_repo.link_certificate(conn, contract_id, record.id, repo.audit_event(
+            return contract_repo.link_certificate(conn, contract_id, record.id, repo.audit_event(
                 f"station:{station_id}", f"contract.{req.action.lower()}", "success", target=contract.emaid,
                 details={"pcid": pcid, "serial": record.serial, "generation": req.generation.value}))
 

@@ -18,6 +18,7 @@ Tests compare every verdict with ``openssl verify -x509_strict`` (tests/pki/iso1
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,7 +104,10 @@ def _check_ca(cert: x509.Certificate, below: int, what: str) -> None:
         raise PathError(f"{what} {_name(cert)} lacks keyUsage keyCertSign")
 
 
+@functools.lru_cache(maxsize=4096)
 def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Cached: certificates hash and compare by their DER, and a signature over the same bytes verifies the same
+    way every time — the OEM and V2G sub-CA links of every installation request are checked once, not per EV."""
     try:
         child.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):

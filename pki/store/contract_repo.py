@@ -128,14 +128,14 @@ def update_contract(db: Database, contract_id: int, audit: AuditEvent | None = N
         return row
 
 
-def link_certificate(conn: Connection, contract_id: int, certificate_id: int, audit: AuditEvent) -> None:
+def link_certificate(conn: Connection, contract_id: int, certificate_id: int, audit: AuditEvent) -> AuditEvent:
     """Point the contract at its new certificate inside the caller's transaction (the issuance's own, see
-    ``repo.Finalisation.also``), with its audit event."""
+    ``repo.Finalisation.also``); returns ``audit`` for that transaction to chain."""
     result = conn.execute(
         update(Contract).where(col(Contract.id) == contract_id).values(certificate_id=certificate_id))
     if result.rowcount != 1:
         raise LookupError(f"no contract {contract_id}")
-    audit_chain.append_many(conn, [audit])
+    return audit
 
 
 def bind_pcid_if_unbound(db: Database, contract_id: int, pcid: str, audit: AuditEvent) -> Contract | None:

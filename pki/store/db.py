@@ -16,13 +16,16 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
 
+from pki.store import checkpoint
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        file_path = sqlite_file(url)
+        if file_path is not None:
+            file_path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 60},
@@ -37,6 +40,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
+            if file_path is not None:  # checkpoints run in the background (pki.store.checkpoint)
+                cur.execute(f"PRAGMA wal_autocheckpoint={checkpoint.BACKSTOP_PAGES}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -48,8 +53,17 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         def _sqlite_no_autobegin(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
 
+        if file_path is not None:
+            checkpoint.register(file_path)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (None for in-memory databases and other engines)."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        return Path(url[len("sqlite:///"):].split("?", 1)[0])
+    return None
 
 
 def alembic_config(engine: Engine) -> Config:

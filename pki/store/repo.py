@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from pki.store import audit_chain
-from pki.store.db import make_engine, migrate
+from pki.store import audit_chain, checkpoint
+from pki.store.db import make_engine, migrate, sqlite_file
 from pki.store.models import (
     ApiToken,
     AuditEvent,
@@ -43,6 +43,7 @@ class DuplicateSerial(Exception):
 class Database:
     def __init__(self, url: str, *, engine: Engine | None = None) -> None:
         self.url = url
+        self._own_engine = engine is None
         self.engine = engine or make_engine(url)
 
     def migrate(self) -> None:
@@ -55,6 +56,10 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        path = sqlite_file(self.url) if self._own_engine else None
+        if path is not None:
+            checkpoint.unregister(path)
+            self._own_engine = False
 
 
 # --- certificate authorities -------------------------------------------------------------------------------
@@ -159,7 +164,7 @@ def reserve_certificate(db: Database, record: Certificate) -> Certificate:
     return record
 
 
-Finalised = Callable[[Connection, Certificate], None]
+Finalised = Callable[[Connection, Certificate], "AuditEvent | None"]
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,8 @@ class Finalisation:
     """One reserved record's signed result and what goes into the same transaction.
 
     ``also`` writes the caller's own consequence of the issuance (a contract now pointing at its certificate) in
-    that transaction too: one commit instead of two on the hot path, and never a valid certificate without it."""
+    that transaction too: one commit instead of two on the hot path, and never a valid certificate without it.
+    The audit event it returns is chained right after the issuance's, under the same head lock."""
 
     record: Certificate
     der: bytes
@@ -194,10 +200,11 @@ def finalise_certificates(db: Database, batch: Sequence[Finalisation]) -> list[C
                        "issued_at": f.issued_at, "subject_ca_id": f.subject_ca_id, "record_id": f.record.id}
             if conn.execute(_FINALISE, changes).rowcount != 1:
                 raise LookupError(f"no pending certificate record {f.record.id}")
-        audit_chain.append_many(conn, [f.audit for f in batch if f.audit is not None])
+        events: list[AuditEvent] = []
         for f in batch:
-            if f.also is not None:
-                f.also(conn, f.record)
+            extra = f.also(conn, f.record) if f.also is not None else None
+            events.extend(e for e in (f.audit, extra) if e is not None)
+        audit_chain.append_many(conn, events)
     for f in batch:
         f.record.der, f.record.fingerprint_sha256, f.record.status = f.der, f.fingerprint, CertStatus.VALID
         f.record.issued_at, f.record.subject_ca_id = f.issued_at, f.subject_ca_id
