@@ -18,7 +18,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from pki.keys.base import KeyAlgorithm, KeyManager
 from pki.keys.file import FileKeyStore
 from pki.profiles import CertKind, Generation
 from pki.store.repo import Database
-from tests.helpers import free_port, make_csr, p256
+from tests.helpers import drain, free_port, make_csr, p256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,25 +57,14 @@ def raw_crypto(csrs: list[bytes], key: object) -> float:
 
 def concurrent_issuance(authority: Authority, csrs: list[bytes], threads: int) -> tuple[float, float]:
     """``threads`` callers issuing at once, as the REST and OCPP pools do: (certificates/s, writes/transaction)."""
-    todo = list(csrs)
-    lock = threading.Lock()
     gc = (authority.reservations, authority.finalisations)
     batches, items = sum(g.batches for g in gc), sum(g.items for g in gc)
 
-    def work() -> None:
-        while True:
-            with lock:
-                if not todo:
-                    return
-                pem = todo.pop()
-            authority.issue_from_csr(pem, CertKind.STATION_CLIENT)
+    def issue(pem: bytes) -> None:
+        authority.issue_from_csr(pem, CertKind.STATION_CLIENT)
 
-    pool = [threading.Thread(target=work) for _ in range(threads)]
     start = time.perf_counter()
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    drain(csrs, issue, threads)
     elapsed = time.perf_counter() - start
     batches, items = sum(g.batches for g in gc) - batches, sum(g.items for g in gc) - items
     return len(csrs) / elapsed, items / max(batches, 1)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import socket
 import subprocess
 import tempfile
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 from cryptography.x509.oid import NameOID
+
+T = TypeVar("T")
 
 ATTR = {"CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME, "C": NameOID.COUNTRY_NAME,
         "DC": NameOID.DOMAIN_COMPONENT, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME}
@@ -74,3 +79,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def drain(items: Iterable[T], work: Callable[[T], None], threads: int) -> None:
+    """Run ``work`` on every item from ``threads`` threads at once (callers arriving together, as a server's pools
+    do); returns when all are done and fails if a thread is still running after a minute."""
+    todo = list(items)
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def loop() -> None:
+        start.wait()
+        while True:
+            with lock:
+                if not todo:
+                    return
+                item = todo.pop()
+            work(item)
+
+    pool = [threading.Thread(target=loop) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in pool), "a worker thread did not finish"

@@ -17,7 +17,7 @@ from pki.profiles import CertKind, Generation
 from pki.store import repo
 from pki.store.group_commit import GroupCommit
 from pki.store.models import Certificate, CertStatus
-from tests.helpers import make_csr, p256
+from tests.helpers import drain, make_csr, p256
 
 
 class _Log:
@@ -49,28 +49,14 @@ class _Log:
 
 def _hammer(gc: GroupCommit[int, int], n: int, threads: int = 8) -> dict[int, int | Exception]:
     out: dict[int, int | Exception] = {}
-    todo = list(range(n))
-    lock = threading.Lock()
-    start = threading.Barrier(threads)
 
-    def work() -> None:
-        start.wait()
-        while True:
-            with lock:
-                if not todo:
-                    return
-                item = todo.pop()
-            try:
-                out[item] = gc.submit(item)
-            except ValueError as exc:
-                out[item] = exc
+    def call(item: int) -> None:
+        try:
+            out[item] = gc.submit(item)
+        except ValueError as exc:
+            out[item] = exc
 
-    pool = [threading.Thread(target=work) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in pool), "a caller never got its result"
+    drain(range(n), call, threads)
     return out
 
 
@@ -151,28 +137,14 @@ def test_concurrent_issuance_batches_and_leaves_a_verifiable_record(pki: Authori
     pki.reservations._run_batch = slower  # type: ignore[assignment]
     serials: list[str] = []
     errors: list[Exception] = []
-    lock = threading.Lock()
-    todo = [*csrs[:24], bad, *csrs[24:]]
 
-    def work() -> None:
-        while True:
-            with lock:
-                if not todo:
-                    return
-                pem = todo.pop()
-            try:
-                issued = pki.issue_from_csr(pem, CertKind.STATION_CLIENT)
-            except PolicyViolation as exc:
-                errors.append(exc)
-                continue
-            with lock:
-                serials.append(issued.record.serial)
+    def issue(pem: bytes) -> None:
+        try:
+            serials.append(pki.issue_from_csr(pem, CertKind.STATION_CLIENT).record.serial)
+        except PolicyViolation as exc:
+            errors.append(exc)
 
-    pool = [threading.Thread(target=work) for _ in range(8)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(timeout=120)
+    drain([*csrs[:24], bad, *csrs[24:]], issue, 8)
     assert len(errors) == 1 and len(serials) == 48 == len(set(serials))
     assert pki.reservations.items > pki.reservations.batches  # some reservations shared a transaction
     for serial in serials:
