@@ -359,8 +359,8 @@ class Authority:
     ) -> Issued:
         """Issue for a key the service already trusts (its own CA keys, contract keys it generated, OCSP signers).
 
-        ``also(session, record)`` runs in the transaction that makes the record valid (see
-        :class:`repo.Finalisation`)."""
+        ``also(connection, record)`` runs in the transaction that makes the record valid and may return an audit
+        event to chain there (see :class:`repo.Finalisation`)."""
         gen = generation or (Generation(issuer.generation) if issuer else default_generation(kind))
         issuer_ca = issuer or self.issuer_for(kind, gen)
         if issuer_ca.status != "active":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -93,11 +94,18 @@ def get_contract_by_emaid(db: Database, emaid: str) -> Contract | None:
         return s.exec(select(Contract).where(Contract.emaid == emaid)).first()
 
 
+_CONTRACTS = Contract.__table__  # type: ignore[attr-defined]
+_FOR_PCID = sa_select(_CONTRACTS).where(_CONTRACTS.c.pcid == bindparam("pcid")).order_by(_CONTRACTS.c.id.desc())
+_LINK = update(_CONTRACTS).where(_CONTRACTS.c.id == bindparam("contract_id")).values(
+    certificate_id=bindparam("certificate_id"))
+
+
 def contracts_for_pcid(db: Database, pcid: str) -> list[Contract]:
-    """Every contract bound to a vehicle, newest first (the caller decides which statuses count)."""
-    with db.session() as s:
-        q = select(Contract).where(Contract.pcid == pcid).order_by(col(Contract.id).desc())
-        return list(s.exec(q).all())
+    """Every contract bound to a vehicle, newest first (the caller decides which statuses count).
+
+    A prebuilt SQL statement and plain rows rather than an ORM session: every contract installation asks."""
+    with db.engine.connect() as conn:
+        return [Contract(**row._mapping) for row in conn.execute(_FOR_PCID, {"pcid": pcid})]
 
 
 def list_contracts(db: Database, *, owner: str | None = None, status: str | None = None,
@@ -131,8 +139,7 @@ def update_contract(db: Database, contract_id: int, audit: AuditEvent | None = N
 def link_certificate(conn: Connection, contract_id: int, certificate_id: int, audit: AuditEvent) -> AuditEvent:
     """Point the contract at its new certificate inside the caller's transaction (the issuance's own, see
     ``repo.Finalisation.also``); returns ``audit`` for that transaction to chain."""
-    result = conn.execute(
-        update(Contract).where(col(Contract.id) == contract_id).values(certificate_id=certificate_id))
+    result = conn.execute(_LINK, {"contract_id": contract_id, "certificate_id": certificate_id})
     if result.rowcount != 1:
         raise LookupError(f"no contract {contract_id}")
     return audit
