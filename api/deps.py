@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from cryptography import x509
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.context import ROLES, Services, certificate_fingerprint, hash_token
 from pki.clock import utc
@@ -44,7 +45,9 @@ def register_station_route(path: str, reason: str) -> None:
     STATION_ROUTES[path] = reason
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """``async`` on purpose, like the role check below: FastAPI runs a plain ``def`` dependency in the thread pool,
+    and a hop there and back cost more than this whole function (~0.3 ms each on a busy 2-core machine)."""
     services: Services = request.app.state.services
     return services
 
@@ -148,7 +151,7 @@ def scope_allows(scopes: frozenset[str], method: str, path: str) -> bool:
     return area in areas
 
 
-def require(*roles: str) -> Callable[..., Actor]:
+def require(*roles: str) -> Callable[..., Awaitable[Actor]]:
     """Dependency factory: the caller must hold one of ``roles`` (``admin`` may do everything) and its scopes must
     cover the route. The allowed roles are recorded on the dependency for the matrix test and the docs."""
     unknown = set(roles) - set(ROLES)
@@ -156,14 +159,18 @@ def require(*roles: str) -> Callable[..., Actor]:
         raise ValueError(f"unknown roles {sorted(unknown)}")
     allowed = frozenset(("admin", *roles))
 
-    def _dep(request: Request, services: ServicesDep, actor: Annotated[Actor, Depends(authenticate)]) -> Actor:
+    async def _dep(request: Request, services: ServicesDep,
+                   actor: Annotated[Actor, Depends(authenticate)]) -> Actor:
+        # runs on the event loop (no thread hop on the success path); the audit write of a denial goes to a thread
         route = request.scope.get("route")
         path = getattr(route, "path", request.url.path)
         if actor.role not in allowed:
-            _audit_failure(services, request, f"role {actor.role} not allowed", "auth.denied", actor.label)
+            await run_in_threadpool(_audit_failure, services, request, f"role {actor.role} not allowed",
+                                    "auth.denied", actor.label)
             raise Forbidden(f"role {actor.role!r} may not do this; needs one of {', '.join(sorted(allowed))}")
         if not scope_allows(actor.scopes, request.method, path):
-            _audit_failure(services, request, "outside the credential's scopes", "auth.denied", actor.label)
+            await run_in_threadpool(_audit_failure, services, request, "outside the credential's scopes",
+                                    "auth.denied", actor.label)
             raise Forbidden(f"this credential is limited to scopes {' '.join(sorted(actor.scopes))}")
         return actor
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy import Connection, bindparam, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
@@ -452,9 +453,15 @@ def add_token(db: Database, token: ApiToken) -> ApiToken:
         return token
 
 
+_TOKENS = ApiToken.__table__  # type: ignore[attr-defined]
+_TOKEN_BY_HASH = sa_select(_TOKENS).where(_TOKENS.c.token_hash == bindparam("token_hash"))
+
+
 def get_token_by_hash(db: Database, token_hash: str) -> ApiToken | None:
-    with db.session() as s:
-        return s.exec(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
+    """Every authenticated REST request asks: a prebuilt statement and a plain row, no ORM session."""
+    with db.engine.connect() as conn:
+        row = conn.execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
+    return None if row is None else ApiToken(**row._mapping)
 
 
 def get_token_by_name(db: Database, name: str) -> ApiToken | None:
