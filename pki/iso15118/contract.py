@@ -363,9 +363,10 @@ class ContractInstaller:
             # in the issuance's own transaction: the contract points at its certificate from the moment the
             # certificate is valid (one commit on the hot path instead of two)
             assert record.id is not None
-            return contract_repo.link_certificate(conn, contract_id, record.id, repo.audit_event(
+            contract_repo.link_certificate(conn, contract_id, record.id)
+            return repo.audit_event(
                 f"station:{station_id}", f"contract.{req.action.lower()}", "success", target=contract.emaid,
-                details={"pcid": pcid, "serial": record.serial, "generation": req.generation.value}))
+                details={"pcid": pcid, "serial": record.serial, "generation": req.generation.value})
 
         issued = self._issue_contract(contract, key, issuer, station_id, req, link)
         assert issued.record.id is not None

@@ -136,13 +136,12 @@ def update_contract(db: Database, contract_id: int, audit: AuditEvent | None = N
         return row
 
 
-def link_certificate(conn: Connection, contract_id: int, certificate_id: int, audit: AuditEvent) -> AuditEvent:
+def link_certificate(conn: Connection, contract_id: int, certificate_id: int) -> None:
     """Point the contract at its new certificate inside the caller's transaction (the issuance's own, see
-    ``repo.Finalisation.also``); returns ``audit`` for that transaction to chain."""
+    ``repo.Finalisation.also``, which also chains the caller's audit event)."""
     result = conn.execute(_LINK, {"contract_id": contract_id, "certificate_id": certificate_id})
     if result.rowcount != 1:
         raise LookupError(f"no contract {contract_id}")
-    return audit
 
 
 def bind_pcid_if_unbound(db: Database, contract_id: int, pcid: str, audit: AuditEvent) -> Contract | None:

@@ -136,7 +136,6 @@ def find_issuers(db: Database, algorithm: str, name_hash: str, key_hash: str) ->
 
 
 # Prebuilt statements: SQLAlchemy caches their compiled form, so the hot path pays no statement construction.
-_RESERVE = insert(Certificate).returning(col(Certificate.id))
 _RESERVE_MANY = insert(Certificate).returning(col(Certificate.id), sort_by_parameter_order=True)
 _FINALISE = (
     update(Certificate)
@@ -151,18 +150,24 @@ _FINALISE = (
 def reserve_certificate(db: Database, record: Certificate) -> Certificate:
     """Write-ahead: store the pending record (serial reserved) before anything is signed.
 
-    A Core INSERT ... RETURNING rather than the ORM unit of work: this is the issuance hot path.
-    """
-    values = record.model_dump(exclude={"id"})
+    A Core INSERT ... RETURNING rather than the ORM unit of work: this is the issuance hot path."""
+    return reserve_certificates(db, [record])[0]
+
+
+def reserve_certificates(db: Database, records: Sequence[Certificate]) -> list[Certificate]:
+    """:func:`reserve_certificate` for several records in one transaction, all or none (group commit); a
+    duplicate serial raises :class:`DuplicateSerial` and keeps none of them."""
+    values = [r.model_dump(exclude={"id"}) for r in records]
     with db.engine.begin() as conn:
         try:
-            new_id = conn.execute(_RESERVE, values).scalar_one()
+            ids = list(conn.execute(_RESERVE_MANY, values).scalars())
         except IntegrityError as exc:
             raise DuplicateSerial(str(exc.orig)) from None
-    if new_id is None:
-        raise LookupError("the database returned no id for the reserved record")
-    record.id = new_id
-    return record
+    if len(ids) != len(records):
+        raise LookupError("the database returned fewer ids than records reserved")
+    for record, new_id in zip(records, ids, strict=True):
+        record.id = new_id
+    return list(records)
 
 
 Finalised = Callable[[Connection, Certificate], "AuditEvent | None"]
@@ -210,21 +215,6 @@ def finalise_certificates(db: Database, batch: Sequence[Finalisation]) -> list[C
         f.record.der, f.record.fingerprint_sha256, f.record.status = f.der, f.fingerprint, CertStatus.VALID
         f.record.issued_at, f.record.subject_ca_id = f.issued_at, f.subject_ca_id
     return [f.record for f in batch]
-
-
-def reserve_certificates(db: Database, records: Sequence[Certificate]) -> list[Certificate]:
-    """:func:`reserve_certificate` for several records in one transaction, all or none (group commit)."""
-    values = [r.model_dump(exclude={"id"}) for r in records]
-    with db.engine.begin() as conn:
-        try:
-            ids = list(conn.execute(_RESERVE_MANY, values).scalars())
-        except IntegrityError as exc:
-            raise DuplicateSerial(str(exc.orig)) from None
-    if len(ids) != len(records):
-        raise LookupError("the database returned fewer ids than records reserved")
-    for record, new_id in zip(records, ids, strict=True):
-        record.id = new_id
-    return list(records)
 
 
 def import_certificate(db: Database, record: Certificate, audit: AuditEvent) -> Certificate:
