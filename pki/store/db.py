@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
 
-from pki.store import checkpoint
+from pki.store import checkpoint, write_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,14 +46,21 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # BEGIN IMMEDIATE takes the write lock up front, avoiding SQLITE_BUSY deadlocks on lock upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # BEGIN IMMEDIATE takes the write lock up front, avoiding SQLITE_BUSY deadlocks on lock upgrade; other
+            # pnc-pki processes on the same file queue on the companion lock first (pki.store.write_lock).
+            write_lock.acquire(conn)
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                write_lock.release(conn)
+                raise
 
         @event.listens_for(engine, "connect")
         def _sqlite_no_autobegin(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
 
         if file_path is not None:
+            write_lock.install(engine, file_path)
             checkpoint.register(file_path)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
