@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = 1  # uvicorn worker processes of `pnc serve` (share the database; see docs/deployment.md)
     organization: str = "pnc-pki Dev"
     country: str = "DE"
     dev_mode: bool = True  # generate a development PKI and admin token on first start

@@ -128,13 +128,18 @@ def init(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default PNC_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default PNC_PORT or 8080).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes sharing the database (default PNC_WORKERS or 1); use the machine's cores.")] = None,
 ) -> None:
-    """Serve the REST API (OpenAPI at /docs), CA downloads and, as they land, OCPP and OCSP."""
+    """Serve the REST API (OpenAPI at /docs), CA downloads, OCPP and OCSP."""
     import uvicorn
 
     from api.app import create_app
 
     settings = Settings()
+    n = workers if workers is not None else settings.workers
+    if n < 1:
+        raise typer.BadParameter("--workers must be at least 1")
     from api.observability import configure_logging
     from api.ocpp.settings import OcppSettings
     from api.ocpp.ws_protocol import uvicorn_ws_options
@@ -144,9 +149,20 @@ def serve(
     # configuration errors: one line, before binding
     parse_validity_policy(settings.validity_days, all_profiles())
     ws_options = uvicorn_ws_options(OcppSettings().ws_compression)
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_config=configure_logging(settings.log_format, settings.log_level), ws_max_size=65536,
-                **ws_options)
+    log_config = configure_logging(settings.log_format, settings.log_level)
+    common: dict[str, Any] = {"host": host or settings.host, "port": port or settings.port,
+                              "log_config": log_config, "ws_max_size": 65536, **ws_options}
+    if n == 1:
+        uvicorn.run(create_app(settings), **common)
+        return
+    # Several processes: do the first-start duties (migrations, development PKI, admin token) once here, so the
+    # workers do not race to create them; each worker then builds its own services from the same environment.
+    svc = build_services(settings)
+    try:
+        bootstrap(svc)
+    finally:
+        svc.close()
+    uvicorn.run("api.app:create_app", factory=True, workers=n, **common)
 
 
 # --- CAs --------------------------------------------------------------------------------------------------
