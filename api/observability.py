@@ -105,7 +105,7 @@ class StateCollector(Collector):
         valid = GaugeMetricFamily("pnc_certificates", "Certificates by status", labels=["status"])
         cas = GaugeMetricFamily("pnc_certificate_authorities", "CAs by status", labels=["status"])
         try:
-            with services.db.engine.connect() as conn:
+            with services.db.reader() as conn:
                 for label, days in self.WINDOWS:
                     n = conn.execute(
                         select(func.count()).select_from(Certificate).where(

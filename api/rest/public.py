@@ -44,7 +44,7 @@ def ready_ocsp(services: ServicesDep, response: Response) -> dict[str, str | int
 
 def _database_up(services: Services) -> bool:
     try:
-        with services.db.engine.connect() as conn:
+        with services.db.reader() as conn:
             conn.execute(text("SELECT 1"))
     except Exception:
         return False

@@ -104,7 +104,7 @@ def contracts_for_pcid(db: Database, pcid: str) -> list[Contract]:
     """Every contract bound to a vehicle, newest first (the caller decides which statuses count).
 
     A prebuilt SQL statement and plain rows rather than an ORM session: every contract installation asks."""
-    with db.engine.connect() as conn:
+    with db.reader() as conn:
         return [Contract(**row._mapping) for row in conn.execute(_FOR_PCID, {"pcid": pcid})]
 
 

@@ -19,6 +19,7 @@ from sqlmodel import create_engine
 from pki.store import checkpoint, write_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "pnc_read_only"  # execution option of connections that only read (see Database.reader)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -46,6 +47,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
+            if conn.get_execution_options().get(READ_ONLY):
+                # a reader (Database.reader): a deferred BEGIN reads a WAL snapshot while a writer works
+                conn.exec_driver_sql("BEGIN")
+                return
             # BEGIN IMMEDIATE takes the write lock up front, avoiding SQLITE_BUSY deadlocks on lock upgrade; other
             # pnc-pki processes on the same file queue on the companion lock first (pki.store.write_lock).
             write_lock.acquire(conn)

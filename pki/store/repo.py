@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from pki.store import audit_chain, checkpoint
-from pki.store.db import make_engine, migrate, sqlite_file
+from pki.store.db import READ_ONLY, make_engine, migrate, sqlite_file
 from pki.store.models import (
     ApiToken,
     AuditEvent,
@@ -49,6 +49,17 @@ class Database:
 
     def migrate(self) -> None:
         migrate(self.engine)
+
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A connection for statements that only read.
+
+        On SQLite every other transaction begins IMMEDIATE (the write lock, queued across processes); a reader
+        begins DEFERRED and reads a WAL snapshot, so hot lookups (token, contract, certificate status) neither
+        wait for nor delay the writers of this or another worker process. Writing through it is a bug: SQLite
+        would have to upgrade the lock and may answer SQLITE_BUSY."""
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            yield conn
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -315,7 +326,7 @@ _STATUS_BY_FINGERPRINT = (select(col(Certificate.status))
 def status_of(db: Database, cert: x509.Certificate) -> str | None:
     """Our record's status for ``cert`` (None when we did not issue it): one column, no ORM row — contract
     installation asks this for every OEM provisioning certificate it sees."""
-    with db.engine.connect() as conn:
+    with db.reader() as conn:
         value = conn.execute(_STATUS_BY_FINGERPRINT,
                              {"fingerprint": cert.fingerprint(hashes.SHA256()).hex()}).scalar_one_or_none()
     return None if value is None else str(value)
@@ -449,7 +460,7 @@ _TOKEN_BY_HASH = sa_select(_TOKENS).where(_TOKENS.c.token_hash == bindparam("tok
 
 def get_token_by_hash(db: Database, token_hash: str) -> ApiToken | None:
     """Every authenticated REST request asks: a prebuilt statement and a plain row, no ORM session."""
-    with db.engine.connect() as conn:
+    with db.reader() as conn:
         row = conn.execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
     return None if row is None else ApiToken(**row._mapping)
 

@@ -125,3 +125,30 @@ def test_another_process_gets_the_database_as_soon_as_the_holder_commits(tmp_pat
             assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2 * rounds
     finally:
         engine.dispose()
+
+
+def test_a_reader_neither_waits_for_nor_takes_the_writer_lock(tmp_path: Path) -> None:
+    """Database.reader begins DEFERRED: while a writer of another process holds the database, a lookup reads the
+    last committed snapshot at once, and takes no lock a writer would queue behind."""
+    from pki.store.repo import Database
+
+    db_file = tmp_path / "t.db"
+    db = Database(f"sqlite:///{db_file}")
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_file), "1"], cwd=ROOT,
+                                  stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"  # its INSERT is not committed yet
+        t0 = time.monotonic()
+        with db.reader() as conn:
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
+        assert time.monotonic() - t0 < 0.3  # the holder keeps the database for 0.54 s
+        assert holder.stdout.readline().startswith("released")
+        assert holder.wait(timeout=30) == 0
+        with db.reader() as conn:
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2
+    finally:
+        db.dispose()
