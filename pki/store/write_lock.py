@@ -32,7 +32,11 @@ _HELD = "pnc_writer_held"
 
 
 class _Held(threading.local):
-    count = 0
+    """Per thread: how many connections this thread holds the lock through. The box is kept in the connection's
+    info, so a transaction committed by another thread than the one that began it still settles the right count."""
+
+    def __init__(self) -> None:
+        self.box = [0]
 
 
 _held = _Held()
@@ -67,11 +71,12 @@ def acquire(conn: Any) -> None:
     """Take the writer lock for the SQLAlchemy connection ``conn`` (called just before ``BEGIN IMMEDIATE``)."""
     info = conn.connection.info
     fd = info.get(_FD)
-    if fd is None or info.get(_HELD) or _held.count:
+    box = _held.box
+    if fd is None or info.get(_HELD) is not None or box[0]:
         return
     fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
-    info[_HELD] = True
-    _held.count += 1
+    info[_HELD] = box
+    box[0] += 1
 
 
 def release(conn: Any) -> None:
@@ -80,8 +85,9 @@ def release(conn: Any) -> None:
 
 
 def _release(info: dict[str, Any]) -> None:
-    if info.pop(_HELD, False):
-        _held.count -= 1
+    box = info.pop(_HELD, None)
+    if box is not None:
+        box[0] -= 1
         fd = info.get(_FD)
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_UN)

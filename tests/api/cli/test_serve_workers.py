@@ -71,3 +71,74 @@ def test_workers_must_be_positive(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "api.cli.main", "serve", "--workers", "0"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 2 and "--workers must be at least 1" in res.stderr
+
+
+def test_contract_installations_through_two_workers(tmp_path: Path) -> None:
+    """Plug & Charge with `--workers 2`: stations connected to whichever worker accepted them get their EVs'
+    contract certificates (ISO 15118-2 Install over OCPP 2.0.1), each contract certificate once in the database."""
+    import asyncio
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from ocpp.v201 import call
+
+    from api.context import build_services
+    from api.settings import Settings
+    from pki.profiles import CertKind
+    from pki.store import contract_repo
+    from tests.api.ocpp.conftest import register
+    from tests.api.ocpp.stations_sim import connect
+    from tests.pki.iso15118 import ev
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    data = tmp_path / "var"
+    env = {**os.environ, "PNC_DATA_DIR": str(data), "PNC_PORT": str(port), "PNC_HOST": "127.0.0.1",
+           "PNC_PUBLIC_URL": url, "PNC_WITH_ISO15118_20": "false", "PNC_LOG_FORMAT": "text"}
+    env.pop("PNC_DATABASE_URL", None)
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "api.cli.main", "serve", "--workers", "2"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    svc = None
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < 2:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        # an operator's process on the same database: stations, vehicles (OEM provisioning certificates), contracts
+        svc = build_services(Settings(data_dir=data, public_url=url, with_iso15118_20=False))
+        auth = svc.authority
+        root = auth.ca_certificate(auth.ca("v2g-root"))
+        requests = []
+        for i in range(12):
+            pcid = f"WMIW{i:013d}X"
+            key = ec.generate_private_key(ec.SECP256R1())
+            cert = auth.issue_for_public_key(CertKind.OEM_PROV_LEAF, x509.Name([
+                x509.NameAttribute(NameOID.COMMON_NAME, pcid)]), key.public_key(), issuer=auth.ca("oem-sub2")
+            ).certificate
+            svc.contracts.registry.create(owner="test", country="DE", provider="PNC", pcid=pcid)
+            register(svc, f"CSW{i}")
+            requests.append(base64.b64encode(ev.install_request(svc.contracts.installer.codec, key, cert, [root])).decode())
+
+        async def station(i: int) -> object:
+            async with connect(f"ws://127.0.0.1:{port}/ocpp", f"CSW{i}") as cp:
+                return await cp.call(call.Get15118EVCertificate(
+                    iso15118_schema_version=ev.NS2, action="Install", exi_request=requests[i]))
+
+        async def all_stations() -> list[object]:
+            return list(await asyncio.gather(*(station(i) for i in range(len(requests)))))
+
+        answers = asyncio.run(asyncio.wait_for(all_stations(), 60))
+        assert [a.status for a in answers] == ["Accepted"] * len(requests), answers  # type: ignore[attr-defined]
+        contracts = contract_repo.list_contracts(svc.db, owner="test", limit=100)
+        assert len(contracts) == len(requests) and all(c.certificate_id for c in contracts)
+        assert len({c.certificate_id for c in contracts}) == len(requests)
+    finally:
+        if svc is not None:
+            svc.close()
+        stop_process(proc)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

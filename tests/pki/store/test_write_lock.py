@@ -152,3 +152,35 @@ def test_a_reader_neither_waits_for_nor_takes_the_writer_lock(tmp_path: Path) ->
             assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2
     finally:
         db.dispose()
+
+
+def test_a_transaction_ended_by_another_thread_settles_the_beginning_threads_count(tmp_path: Path) -> None:
+    """Begun in one thread, committed in another (a session handed to a thread pool): afterwards both threads
+    take the lock again for their next transactions."""
+    import threading
+
+    db_file = tmp_path / "t.db"
+    engine = make_engine(f"sqlite:///{db_file}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn = engine.connect()
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+        seen: list[bool] = []
+
+        def finish_and_write() -> None:
+            conn.commit()
+            conn.close()
+            with engine.begin() as other:
+                other.execute(text("INSERT INTO t VALUES (2)"))
+                seen.append(_locked(lock_file(db_file)))
+
+        worker = threading.Thread(target=finish_and_write)
+        worker.start()
+        worker.join(10)
+        with engine.begin() as again:
+            again.execute(text("INSERT INTO t VALUES (3)"))
+            seen.append(_locked(lock_file(db_file)))
+        assert seen == [True, True]
+    finally:
+        engine.dispose()
