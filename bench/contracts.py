@@ -71,7 +71,7 @@ def _setup(tmp: str, now: dt.datetime, n: int) -> list[str]:
     from tests.pki.iso15118 import ev
 
     Database(f"sqlite:///{tmp}/bench.db").migrate()
-    svc, _, _ = _service(tmp, now)
+    svc, _, version = _service(tmp, now)
     authority = svc.authority
     create_hierarchies(authority, [HierarchyPlan(Generation.ISO15118_2, iso15118_specs(), KeyAlgorithm.P256),
                                    HierarchyPlan(Generation.OCPP, OCPP_SPECS, KeyAlgorithm.P256)],
@@ -86,7 +86,7 @@ def _setup(tmp: str, now: dt.datetime, n: int) -> list[str]:
             issuer=authority.ca("oem-sub2")).certificate
         svc.registry.create(owner="bench", country="DE", provider="BNC", pcid=pcid)
         requests.append(base64.b64encode(ev.install_request(svc.installer.codec, key, cert, [root])).decode())
-    svc.handle("warm-up", ev.NS2, "Install", requests[0], ocpp_version="2.0.1")  # issues the CPS leaf once
+    svc.handle("warm-up", ev.NS2, "Install", requests[0], ocpp_version=version)  # issues the CPS leaf once
     svc.authority.db.dispose()
     return requests[1:]
 
