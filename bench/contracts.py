@@ -70,7 +70,9 @@ def _setup(tmp: str, now: dt.datetime, n: int) -> list[str]:
     from pki.store.repo import Database
     from tests.pki.iso15118 import ev
 
-    Database(f"sqlite:///{tmp}/bench.db").migrate()
+    schema = Database(f"sqlite:///{tmp}/bench.db")
+    schema.migrate()
+    schema.dispose()
     svc, _, version = _service(tmp, now)
     authority = svc.authority
     create_hierarchies(authority, [HierarchyPlan(Generation.ISO15118_2, iso15118_specs(), KeyAlgorithm.P256),

@@ -6,8 +6,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -21,7 +25,19 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def test_two_workers_on_one_sqlite_database(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Served:
+    proc: subprocess.Popen[bytes]
+    port: int
+    url: str
+    data: Path
+    log: Path
+
+
+@contextmanager
+def two_workers(tmp_path: Path) -> Iterator[Served]:
+    """`pnc serve --workers 2` on SQLite in a fresh data directory, until both workers have started; stopped
+    afterwards, and its log must hold no traceback."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     data = tmp_path / "var"
@@ -38,9 +54,18 @@ def test_two_workers_on_one_sqlite_database(tmp_path: Path) -> None:
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.1)
+        yield Served(proc, port, url, data, log)
+    finally:
+        stop_process(proc)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_two_workers_on_one_sqlite_database(tmp_path: Path) -> None:
+    with two_workers(tmp_path) as served:
+        proc, url, data = served.proc, served.url, served.data
         assert httpx.get(url + "/ready", timeout=5).status_code == 200
         workers = [p for p in _children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
-        assert len(workers) == 2, log.read_text()[-3000:]
+        assert len(workers) == 2, served.log.read_text()[-3000:]
         auth = {"Authorization": f"Bearer {(data / 'admin-token').read_text().strip()}"}  # created once
 
         def issue(i: int) -> httpx.Response:
@@ -61,9 +86,6 @@ def test_two_workers_on_one_sqlite_database(tmp_path: Path) -> None:
         cas = httpx.get(url + "/api/v1/cas", headers=auth, timeout=10).json()
         names = [c["name"] for c in cas]
         assert len(names) == len(set(names))
-    finally:
-        stop_process(proc)
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
 def test_workers_must_be_positive(tmp_path: Path) -> None:
@@ -88,57 +110,40 @@ def test_contract_installations_through_two_workers(tmp_path: Path) -> None:
     from api.settings import Settings
     from pki.profiles import CertKind
     from pki.store import contract_repo
-    from tests.api.ocpp.conftest import register
+    from tests.api.ocpp.conftest import register, run
     from tests.api.ocpp.stations_sim import connect
     from tests.pki.iso15118 import ev
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    data = tmp_path / "var"
-    env = {**os.environ, "PNC_DATA_DIR": str(data), "PNC_PORT": str(port), "PNC_HOST": "127.0.0.1",
-           "PNC_PUBLIC_URL": url, "PNC_WITH_ISO15118_20": "false", "PNC_LOG_FORMAT": "text"}
-    env.pop("PNC_DATABASE_URL", None)
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "api.cli.main", "serve", "--workers", "2"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    svc = None
-    try:
-        deadline = time.monotonic() + 60
-        while log.read_text().count("Application startup complete") < 2:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.1)
+    with two_workers(tmp_path) as served:
         # an operator's process on the same database: stations, vehicles (OEM provisioning certificates), contracts
-        svc = build_services(Settings(data_dir=data, public_url=url, with_iso15118_20=False))
-        auth = svc.authority
-        root = auth.ca_certificate(auth.ca("v2g-root"))
-        requests = []
-        for i in range(12):
-            pcid = f"WMIW{i:013d}X"
-            key = ec.generate_private_key(ec.SECP256R1())
-            cert = auth.issue_for_public_key(CertKind.OEM_PROV_LEAF, x509.Name([
-                x509.NameAttribute(NameOID.COMMON_NAME, pcid)]), key.public_key(), issuer=auth.ca("oem-sub2")
-            ).certificate
-            svc.contracts.registry.create(owner="test", country="DE", provider="PNC", pcid=pcid)
-            register(svc, f"CSW{i}")
-            requests.append(base64.b64encode(ev.install_request(svc.contracts.installer.codec, key, cert, [root])).decode())
+        svc = build_services(Settings(data_dir=served.data, public_url=served.url, with_iso15118_20=False))
+        try:
+            auth = svc.authority
+            root = auth.ca_certificate(auth.ca("v2g-root"))
+            requests = []
+            for i in range(12):
+                pcid = f"WMIW{i:013d}X"
+                key = ec.generate_private_key(ec.SECP256R1())
+                cert = auth.issue_for_public_key(CertKind.OEM_PROV_LEAF, x509.Name([
+                    x509.NameAttribute(NameOID.COMMON_NAME, pcid)]), key.public_key(), issuer=auth.ca("oem-sub2")
+                ).certificate
+                svc.contracts.registry.create(owner="test", country="DE", provider="PNC", pcid=pcid)
+                register(svc, f"CSW{i}")
+                exi = ev.install_request(svc.contracts.installer.codec, key, cert, [root])
+                requests.append(base64.b64encode(exi).decode())
 
-        async def station(i: int) -> object:
-            async with connect(f"ws://127.0.0.1:{port}/ocpp", f"CSW{i}") as cp:
-                return await cp.call(call.Get15118EVCertificate(
-                    iso15118_schema_version=ev.NS2, action="Install", exi_request=requests[i]))
+            async def station(i: int) -> object:
+                async with connect(f"ws://127.0.0.1:{served.port}/ocpp", f"CSW{i}") as cp:
+                    return await cp.call(call.Get15118EVCertificate(
+                        iso15118_schema_version=ev.NS2, action="Install", exi_request=requests[i]))
 
-        async def all_stations() -> list[object]:
-            return list(await asyncio.gather(*(station(i) for i in range(len(requests)))))
+            async def all_stations() -> list[object]:
+                return list(await asyncio.gather(*(station(i) for i in range(len(requests)))))
 
-        answers = asyncio.run(asyncio.wait_for(all_stations(), 60))
-        assert [a.status for a in answers] == ["Accepted"] * len(requests), answers  # type: ignore[attr-defined]
-        contracts = contract_repo.list_contracts(svc.db, owner="test", limit=100)
-        assert len(contracts) == len(requests) and all(c.certificate_id for c in contracts)
-        assert len({c.certificate_id for c in contracts}) == len(requests)
-    finally:
-        if svc is not None:
+            answers: list[Any] = run(all_stations(), 60)  # type: ignore[assignment]
+            assert [a.status for a in answers] == ["Accepted"] * len(requests), answers
+            contracts = contract_repo.list_contracts(svc.db, owner="test", limit=100)
+            assert len(contracts) == len(requests) and all(c.certificate_id for c in contracts)
+            assert len({c.certificate_id for c in contracts}) == len(requests)
+        finally:
             svc.close()
-        stop_process(proc)
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
