@@ -330,14 +330,14 @@ class Authority:
         profile = get_profile(kind, gen)
         if profile.is_ca:
             raise PolicyViolation("CA certificates are created with `pnc ca create`, not from CSRs")
+        view = csr_policy.CsrView(csr)
         try:
-            csr_policy.evaluate(csr, profile, expect)
+            csr_policy.evaluate(view, profile, expect)
         except PkiError as exc:
-            self._audit_refusal(actor, kind, exc, request_id, csr.subject.rfc4514_string())
+            self._audit_refusal(actor, kind, exc, request_id, view.subject.rfc4514_string())
             raise
-        dns = (csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value,) \
-            if kind is CertKind.CSMS_SERVER else ()
-        return self.issue_for_public_key(kind, csr.subject, csr.public_key(), generation=gen,
+        dns = (view.attrs["CN"][0],) if kind is CertKind.CSMS_SERVER else ()
+        return self.issue_for_public_key(kind, view.subject, view.public_key(), generation=gen,
                                          issuer=issuer_ca, validity_days=validity_days, owner=owner, actor=actor,
                                          request_id=request_id, dns_names=tuple(str(d) for d in dns))
 
@@ -362,20 +362,12 @@ class Authority:
         ``also(connection, record)`` runs in the transaction that makes the record valid and may return an audit
         event to chain there (see :class:`repo.Finalisation`)."""
         gen = generation or (Generation(issuer.generation) if issuer else default_generation(kind))
-        issuer_ca = issuer or self.issuer_for(kind, gen)
-        if issuer_ca.status != "active":
-            raise PolicyViolation(f"CA {issuer_ca.name!r} is {issuer_ca.status} and cannot issue")
         profile = get_profile(kind, gen) if kind is not CertKind.OCSP_SIGNER else _ocsp_profile(gen, public_key)
-        if issuer_ca.generation != gen.value:
-            raise PolicyViolation(f"CA {issuer_ca.name!r} is {issuer_ca.generation}, not {gen.value}")
-        if profile.issuer_kind is not None and profile.issuer_kind.value != issuer_ca.kind:
-            raise PolicyViolation(f"{kind.value} must be issued by a {profile.issuer_kind.value} CA, "
-                                  f"not {issuer_ca.kind} {issuer_ca.name!r}")
+        issuer_ca = self.checked_issuer(profile, issuer)
         alg = public_key_algorithm(public_key)
         if alg is None or alg not in profile.key_algorithms:
             raise PolicyViolation(f"key algorithm {alg.value if alg else 'unknown'} is not allowed for "
                                   f"{kind.value} ({gen.value})", code="InvalidKey")
-        self._check_online(issuer_ca)
         issuer_cert = self.ca_certificate(issuer_ca)
         signer = self.keys.signer(issuer_ca.key_uri)
         issued = self._issue(profile, subject, public_key, issuer=issuer_ca, issuer_name=issuer_cert.subject,
@@ -384,6 +376,35 @@ class Authority:
                              subject_ca=subject_ca, dns_names=dns_names, not_after_cap=issuer_cert.not_valid_after_utc,
                              also=also)
         return Issued(issued.record, issued.certificate, self.chain(issuer_ca))
+
+    def checked_issuer(self, profile: Profile, issuer: CertificateAuthority | None) -> CertificateAuthority:
+        """The CA that issues ``profile`` (the named one, or the active issuer), refused unless it may: active,
+        same generation, the kind the profile names, and its key online here."""
+        issuer_ca = issuer or self.issuer_for(profile.kind, profile.generation)
+        if issuer_ca.status != "active":
+            raise PolicyViolation(f"CA {issuer_ca.name!r} is {issuer_ca.status} and cannot issue")
+        if issuer_ca.generation != profile.generation.value:
+            raise PolicyViolation(f"CA {issuer_ca.name!r} is {issuer_ca.generation}, not {profile.generation.value}")
+        if profile.issuer_kind is not None and profile.issuer_kind.value != issuer_ca.kind:
+            raise PolicyViolation(f"{profile.kind.value} must be issued by a {profile.issuer_kind.value} CA, "
+                                  f"not {issuer_ca.kind} {issuer_ca.name!r}")
+        self._check_online(issuer_ca)
+        return issuer_ca
+
+    def validity_window(self, profile: Profile, validity_days: int | None,
+                        not_after_cap: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
+        """(notBefore, notAfter) for a certificate issued now: the requested or default days within the
+        deployment's and the profile's maximum, backdated, and never outliving the issuer."""
+        default_days, max_days = self.validity.limits(profile)
+        days = validity_days if validity_days is not None else default_days
+        if days <= 0 or days > max_days:
+            raise PolicyViolation(f"validity {days} days is outside 1..{max_days} for {profile.kind.value}")
+        now = self.clock.now().replace(microsecond=0)
+        not_before = now - self.backdate  # OCPP 2.0.1 errata: stations reject certificates "from the future"
+        not_after = now + dt.timedelta(days=days)
+        if not_after_cap is not None and not_after > not_after_cap:
+            not_after = not_after_cap  # never outlive the issuer (RFC 5280 path validation would fail anyway)
+        return not_before, not_after
 
     def _issue(
         self,
@@ -404,15 +425,7 @@ class Authority:
         not_after_cap: dt.datetime | None = None,
         also: repo.Finalised | None = None,
     ) -> Issued:
-        default_days, max_days = self.validity.limits(profile)
-        days = validity_days if validity_days is not None else default_days
-        if days <= 0 or days > max_days:
-            raise PolicyViolation(f"validity {days} days is outside 1..{max_days} for {profile.kind.value}")
-        now = self.clock.now().replace(microsecond=0)
-        not_before = now - self.backdate  # OCPP 2.0.1 errata: stations reject certificates "from the future"
-        not_after = now + dt.timedelta(days=days)
-        if not_after_cap is not None and not_after > not_after_cap:
-            not_after = not_after_cap  # never outlive the issuer (RFC 5280 path validation would fail anyway)
+        not_before, not_after = self.validity_window(profile, validity_days, not_after_cap)
         alg = public_key_algorithm(public_key)
         assert alg is not None
         template = CertificateTemplate(

@@ -78,3 +78,13 @@ class RateLimited(PkiError):
 
     code = "RateLimited"
     status = 429
+
+
+class StorageUnavailable(PkiError):
+    """The database refused or lost a write that was needed to issue; nothing of that write was kept.
+
+    Raised where a caller can still use what was done before (a bulk issuance returns the certificates of the
+    chunks that committed and this error for the rest), instead of the driver's own exception."""
+
+    code = "StorageUnavailable"
+    status = 503

@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from pki.errors import PolicyViolation, SizeLimitExceeded
@@ -83,33 +83,55 @@ class CertificateTemplate:
 
 
 def _builder(t: CertificateTemplate) -> x509.CertificateBuilder:
-    p = t.profile
+    """The certificate of ``t`` before signing. Extensions in a fixed order: BasicConstraints, KeyUsage, SKI, AKI,
+    EKU, SAN, OCSP no-check, AIA, CRL distribution point."""
     key_alg = public_key_algorithm(t.public_key)
     if key_alg is None:
         raise PolicyViolation("subject key type is not supported")
-    b = (
-        x509.CertificateBuilder()
-        .subject_name(t.subject)
-        .issuer_name(t.issuer_name)
-        .public_key(t.public_key)
-        .serial_number(t.serial)
-        .not_valid_before(t.not_before)
-        .not_valid_after(t.not_after)
-        .add_extension(x509.BasicConstraints(ca=p.is_ca, path_length=p.path_length), critical=True)
-        .add_extension(p.key_usage_for(key_alg), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(t.public_key), critical=False)
+    head, middle, tail = _constant_extensions(t, key_alg)
+    extensions = [*head, _extension(x509.SubjectKeyIdentifier.from_public_key(t.public_key), critical=False),
+                  *middle]
+    if t.profile.cn_rule is CnRule.FQDN and t.dns_names:
+        extensions.append(_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in t.dns_names]),
+                                     critical=False))
+    extensions.extend(tail)
+    return x509.CertificateBuilder(
+        issuer_name=t.issuer_name, subject_name=t.subject, public_key=t.public_key, serial_number=t.serial,
+        not_valid_before=t.not_before, not_valid_after=t.not_after, extensions=extensions,
     )
+
+
+_Extensions = tuple["x509.Extension[x509.ExtensionType]", ...]
+_EXTENSION_CACHE: dict[tuple[object, ...], tuple[Profile, _Extensions, _Extensions, _Extensions]] = {}
+
+
+def _extension(value: x509.ExtensionType, *, critical: bool) -> x509.Extension[x509.ExtensionType]:
+    return x509.Extension(value.oid, critical, value)
+
+
+def _constant_extensions(t: CertificateTemplate, key_alg: KeyAlgorithm) -> tuple[_Extensions, _Extensions,
+                                                                                 _Extensions]:
+    """The extensions that depend only on the profile, the subject key's algorithm, the issuer key and the URLs
+    — the same for every certificate one CA issues of one kind. Building them (AIA, CRL DP and AKI objects) cost
+    about as much as the ECDSA signature, so they are made once and reused; profiles are module-level singletons
+    (the cache checks identity) and the issuer key is keyed by its encoding."""
+    p = t.profile
+    issuer_spki = t.issuer_public_key.public_bytes(_DER, PublicFormat.SubjectPublicKeyInfo)
+    key = (id(p), key_alg, t.urls, issuer_spki)
+    hit = _EXTENSION_CACHE.get(key)
+    if hit is not None and hit[0] is p:
+        return hit[1], hit[2], hit[3]
+    head = (_extension(x509.BasicConstraints(ca=p.is_ca, path_length=p.path_length), critical=True),
+            _extension(p.key_usage_for(key_alg), critical=True))
+    middle: list[x509.Extension[x509.ExtensionType]] = []
     if not p.is_root:
-        b = b.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(t.issuer_public_key),  # type: ignore[arg-type]
-            critical=False,
-        )
+        middle.append(_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            t.issuer_public_key), critical=False))  # type: ignore[arg-type]
     if p.extended_key_usage:
-        b = b.add_extension(x509.ExtendedKeyUsage(list(p.extended_key_usage)), critical=False)
-    if p.cn_rule is CnRule.FQDN and t.dns_names:
-        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in t.dns_names]), critical=False)
+        middle.append(_extension(x509.ExtendedKeyUsage(list(p.extended_key_usage)), critical=False))
+    tail: list[x509.Extension[x509.ExtensionType]] = []
     if p.ocsp_nocheck:
-        b = b.add_extension(x509.UnrecognizedExtension(OCSP_NOCHECK, b"\x05\x00"), critical=False)
+        tail.append(_extension(x509.UnrecognizedExtension(OCSP_NOCHECK, b"\x05\x00"), critical=False))
     if p.aia and not p.is_root:
         access = []
         if t.urls.ocsp:
@@ -123,15 +145,15 @@ def _builder(t: CertificateTemplate) -> x509.CertificateBuilder:
                 )
             )
         if access:
-            b = b.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+            tail.append(_extension(x509.AuthorityInformationAccess(access), critical=False))
     if p.crl_distribution_point and t.urls.crl and not p.is_root:
-        b = b.add_extension(
-            x509.CRLDistributionPoints(
-                [x509.DistributionPoint([x509.UniformResourceIdentifier(t.urls.crl)], None, None, None)]
-            ),
-            critical=False,
-        )
-    return b
+        tail.append(_extension(x509.CRLDistributionPoints(
+            [x509.DistributionPoint([x509.UniformResourceIdentifier(t.urls.crl)], None, None, None)]),
+            critical=False))
+    if len(_EXTENSION_CACHE) > 1_000:
+        _EXTENSION_CACHE.clear()
+    _EXTENSION_CACHE[key] = (p, head, tuple(middle), tuple(tail))
+    return head, tuple(middle), tuple(tail)
 
 
 def check_size(template: CertificateTemplate, issuer_key: Signer) -> int:
@@ -169,8 +191,6 @@ def _size_key(t: CertificateTemplate, alg: KeyAlgorithm) -> tuple[object, ...]:
     Serials always have the same length (top bit forced), validity dates switch from UTCTime to GeneralizedTime in
     2050 (two bytes longer), names and keys contribute their encoded lengths.
     """
-    from cryptography.hazmat.primitives.serialization import PublicFormat
-
     return (
         t.profile.kind, t.profile.generation, alg, t.serial.bit_length(),
         len(t.subject.public_bytes()), len(t.issuer_name.public_bytes()),
