@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(security.clients)
     app.include_router(security.audit)
     app.add_middleware(LimitsMiddleware, max_body_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
-                       timeout_seconds=settings.request_timeout_seconds)
+                       timeout_seconds=settings.request_timeout_seconds,
+                       path_limits={certificates.BATCH_PATH: settings.max_batch_body_bytes})
     app.include_router(console.router)
     for path in console.PUBLIC_PATHS:  # the static shell only; every data call needs a token
         register_public(path, "operator console shell (static files, no data)")

@@ -27,16 +27,18 @@ async def _problem(send: Send, status: int, title: str, detail: str, code: str) 
 
 
 class LimitsMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float,
+                 path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.path_limits = path_limits or {}  # exact paths that take larger bodies (bulk issuance)
         self.timeout_seconds = timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
+        limit = self.path_limits.get(scope.get("path", ""), self.max_body_bytes)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:

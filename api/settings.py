@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     validity_days: str = ""
     admin_token_file: Path | None = None  # default: <data_dir>/admin-token
     max_body_bytes: int = 64 * 1024
+    max_batch_body_bytes: int = 2 * 1024 * 1024  # POST /api/v1/certificates/batch: up to 1,000 CSRs
     log_format: str = "json"  # json or text
     log_level: str = "INFO"
     # OCSP responder and CRLs (docs/ocsp.md)

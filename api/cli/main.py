@@ -404,7 +404,10 @@ def main() -> None:
     app()
 
 
+from api.cli import batch as _batch  # noqa: E402
 from api.cli.station import app as station_app  # noqa: E402  (late: it uses this module's helpers)
+
+_batch.register(cert_app)
 
 app.add_typer(station_app, name="station")
 

@@ -16,23 +16,33 @@ log = logging.getLogger("pnc.api")
 PROBLEM = "application/problem+json"
 
 
+def problem_body(status: int, title: str, detail: str, code: str) -> dict[str, object]:
+    return {"type": f"urn:pnc:problem:{code}", "title": title, "status": status, "detail": detail, "code": code}
+
+
 def problem(status: int, title: str, detail: str, code: str, **extra: object) -> JSONResponse:
-    body = {"type": f"urn:pnc:problem:{code}", "title": title, "status": status, "detail": detail, "code": code}
+    body = problem_body(status, title, detail, code)
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def problem_of(exc: PkiError) -> dict[str, object]:
+    """The problem a domain error becomes (also one item's outcome inside a bulk answer)."""
+    if exc.status == 503:
+        return problem_body(503, "Service unavailable", exc.message, exc.code)
+    status = exc.status if exc.status < 500 else 500
+    return problem_body(status, "Request refused" if status < 500 else "Internal error", exc.message, exc.code)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(PkiError)
     async def _pki(_: Request, exc: PkiError) -> JSONResponse:
+        body = problem_of(exc)
+        response = JSONResponse(body, status_code=int(str(body["status"])), media_type=PROBLEM)
         if exc.status == 503:  # the service cannot do it now (key store): retryable, and worth an operator's look
             log.warning("service unavailable: %s: %s", exc.code, exc.message)
-            response = problem(503, "Service unavailable", exc.message, exc.code)
             response.headers["Retry-After"] = "5"
-            return response
-        status = exc.status if exc.status < 500 else 500
-        title = "Request refused" if status < 500 else "Internal error"
-        return problem(status, title, exc.message, exc.code)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -72,6 +72,43 @@ class IssueResponse(BaseModel):
     chain_pem: str = Field(description="leaf, Sub-CA 2, Sub-CA 1 (root excluded), as OCPP CertificateSigned wants")
 
 
+MAX_BATCH = 1000  # CSRs per bulk request: ~1 s of work and ~1 MB of answer, well inside the request timeout
+
+
+class BatchItemIn(BaseModel):
+    csr: str = Field(max_length=10_000, description="PEM PKCS#10 certificate signing request")
+    owner: str | None = Field(default=None, max_length=255, description="station id, EMAID, ... for lookups")
+    expect_common_name: str | None = Field(default=None, max_length=64)
+    expect_organization: str | None = Field(default=None, max_length=64)
+
+
+class BatchIssueRequest(BaseModel):
+    kind: str = Field(description="certificate kind for every item, e.g. station-client, secc-leaf")
+    generation: str | None = Field(default=None, description="iso15118-2, iso15118-20 or ocpp (default by kind)")
+    issuer: str | None = Field(default=None, max_length=64, description="CA name (default: the active issuer)")
+    validity_days: int | None = Field(default=None, ge=1, le=36500)
+    items: list[BatchItemIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchItemOut(BaseModel):
+    index: int = Field(description="position of the CSR in the request")
+    status: str = Field(description="issued, or refused (the CSR or the policy; do not retry unchanged), or "
+                                    "failed (the service could not; retry this item)")
+    id: int | None = None
+    serial: str | None = None
+    pem: str | None = Field(default=None, description="the leaf; append chain_pem for OCPP CertificateSigned")
+    problem: dict[str, object] | None = Field(default=None, description="RFC 9457 problem of a refused/failed item")
+
+
+class BatchIssueResponse(BaseModel):
+    issuer: str
+    issued: int
+    refused: int
+    failed: int
+    chain_pem: str = Field(description="Sub-CA 2, Sub-CA 1 (root excluded), shared by every issued item")
+    items: list[BatchItemOut]
+
+
 def ca_out(ca: CertificateAuthority, parent: str | None, rec: Certificate | None, base_url: str) -> CaOut:
     return CaOut(
         name=ca.name, kind=ca.kind, generation=ca.generation, parent=parent, status=ca.status,
