@@ -3,7 +3,9 @@
 Reference ("raw crypto"): load the PEM CSR, verify its signature, build the certificate with the same extensions
 count, sign with the same P-256 CA key, DER-encode — what issuance cannot avoid.
 pnc-pki: `Authority.issue_from_csr` (policy checks, write-ahead record, signature, finalise + audit) on SQLite or
-PostgreSQL, and the same through the REST API (`POST /api/v1/certificates`, uvicorn, keep-alive client).
+PostgreSQL, one at a time and from N threads; bulk issuance (`pki.batch_issuance.issue_batch`, chunks of 250: the
+same checks and records, one INSERT and one finalising transaction per chunk); and both through the REST API
+(`POST /api/v1/certificates` and `/api/v1/certificates/batch` with 500 CSRs per request, uvicorn, keep-alive client).
 
 Usage: .venv/bin/python -m bench.bench_issuance [--n 2000] [--db postgresql+psycopg://postgres@127.0.0.1:5432/test]
 (with --db: a private schema in that database, dropped afterwards; the in-process run and the server share it)
@@ -27,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from bench.pg_schema import private_schema
 from pki.authority import Authority
+from pki.batch_issuance import BatchRequest, issue_batch
 from pki.hierarchy import OCPP_SPECS, HierarchyPlan, create_hierarchies
 from pki.keys.base import KeyAlgorithm, KeyManager
 from pki.keys.file import FileKeyStore
@@ -114,6 +117,16 @@ def run(args: argparse.Namespace, db_url: str) -> None:
         rate, batch = concurrent_issuance(authority, more, args.threads)
         print(f"pnc Authority x{args.threads:<3d} {rate:8.0f} certificates/s  ratio {rate / raw_rate:6.1%}  "
               f"(group commit: {batch:.1f} writes per transaction)")
+    bulk_csrs = [make_csr(p256(), CN=f"SN-B{i}", O="Bench CPO") for i in range(args.n)]
+    raw_rate = args.n / raw_crypto(bulk_csrs, ca_key)  # again, right before: the machine's speed drifts
+    print(f"raw crypto again:  {raw_rate:8.0f} certificates/s  (the reference for the lines below)")
+    start = time.perf_counter()
+    result = issue_batch(authority, [BatchRequest(c, owner=f"B{i}") for i, c in enumerate(bulk_csrs)],
+                         CertKind.STATION_CLIENT)
+    bulk_rate = args.n / (time.perf_counter() - start)
+    assert result.issued == args.n
+    print(f"pnc issue_batch:   {bulk_rate:8.0f} certificates/s  ratio {bulk_rate / raw_rate:6.1%}  "
+          "(chunks of 250)")
     db.dispose()
     if args.no_rest:
         return
@@ -149,6 +162,18 @@ def run(args: argparse.Namespace, db_url: str) -> None:
         rest_rate = n / rest_s
         print(f"pnc REST (1 conn): {rest_rate:8.0f} certificates/s  ratio {rest_rate / raw_rate:6.1%}  "
               f"p50 {statistics.median(lat) * 1e3:.2f} ms  p99 {sorted(lat)[int(0.99 * len(lat))] * 1e3:.2f} ms")
+        rest_bulk = [make_csr(p256(), CN=f"SN-R{i}", O="Bench CPO").decode() for i in range(args.n)]
+        per_request = 500
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+            start = time.perf_counter()
+            for at in range(0, len(rest_bulk), per_request):
+                items = [{"csr": c} for c in rest_bulk[at:at + per_request]]
+                r = client.post("/api/v1/certificates/batch", json={"kind": "station-client", "items": items})
+                assert r.status_code == 200 and r.json()["issued"] == len(items), r.text[:500]
+            bulk_rest_s = time.perf_counter() - start
+        rate = len(rest_bulk) / bulk_rest_s
+        print(f"pnc REST batch:    {rate:8.0f} certificates/s  ratio {rate / raw_rate:6.1%}  "
+              f"({per_request} CSRs per request, client JSON included)")
     finally:
         server.terminate()
         server.wait(timeout=30)
