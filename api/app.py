@@ -16,6 +16,7 @@ from api.context import Services, bootstrap, build_services
 from api.deps import register_public, register_station_route
 from api.middleware import LimitsMiddleware
 from api.ocpp import endpoint as ocpp_endpoint
+from api.ocsp_listener import OcspListener
 from api.ocsp_stats import OcspCollector
 from api.rest import (
     cas,
@@ -47,10 +48,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             svc.authority.observers.append(metrics.observe_issuance)
         checkpointer = background.start(svc)
         stop_lifecycle = lifecycle.start_background(svc)
+        listener = None
         try:
             async with ocsp_http.background(svc):
+                if svc.settings.ocsp_port is not None:
+                    listener = OcspListener(svc, ocsp_stats, max_body_bytes=svc.settings.max_body_bytes,
+                                            keep_alive_seconds=svc.settings.ocsp_keep_alive_seconds)
+                    await listener.start(svc.settings.ocsp_host or svc.settings.host, svc.settings.ocsp_port)
+                    app.state.ocsp_listener = listener
                 yield
         finally:
+            if listener is not None:
+                await listener.close()
             await background.stop(checkpointer)
             stop_lifecycle()
             if own:

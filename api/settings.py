@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     ocsp_sync_interval_seconds: float = 0.25  # poll the shared response table (revocations by other instances)
     ocsp_refresh_interval_seconds: float = 60.0  # maintenance pass: signers, pre-signing, CRLs
     ocsp_initial_delay_seconds: float = 2.0  # first pass shortly after start-up (misses are signed on demand)
+    # a dedicated OCSP listener (api/ocsp_listener.py) on this port, besides /ocsp on the main port; None = off
+    ocsp_port: int | None = None
+    ocsp_host: str | None = None  # default: host
+    ocsp_keep_alive_seconds: float = 15.0  # idle keep-alive connections of the listener are closed after this
     ocsp_max_concurrent_signing: int = 4  # on-demand signatures at once; beyond that plus a queue: tryLater
     crl_validity_hours: int = 168
     request_timeout_seconds: float = 30.0  # HTTP requests only (WebSockets are long-lived by design)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -25,13 +26,24 @@ class Server:
     url: str
     services: Services
     tmp: Path
+    ocsp: str = ""  # base URL that answers /ocsp: the main port, or the dedicated listener's
+    app: Any = None
+
+    def __post_init__(self) -> None:
+        self.ocsp = self.ocsp or self.url
+
+
+BINDINGS = pytest.mark.parametrize("server", ["asgi", "listener"], indirect=True)  # both OCSP front ends
 
 
 @pytest.fixture
-def server(services: Services, tmp_path: Path) -> Iterator[Server]:
+def server(services: Services, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """uvicorn in a thread; with the param ``listener`` also the dedicated OCSP listener (PNC_OCSP_PORT)."""
+    listener = getattr(request, "param", "asgi") == "listener"
+    services.settings.ocsp_port = free_port() if listener else None
     port = free_port()
-    config = uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
+    app = create_app(services=services)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -40,7 +52,8 @@ def server(services: Services, tmp_path: Path) -> Iterator[Server]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield Server(f"http://127.0.0.1:{port}", services, tmp_path)
+        ocsp = f"http://127.0.0.1:{services.settings.ocsp_port}" if listener else ""
+        yield Server(f"http://127.0.0.1:{port}", services, tmp_path, ocsp, app)
     finally:
         srv.should_exit = True
         thread.join(timeout=30)

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 
 from tests.api.conftest import token_for
-from tests.api.ocsp.conftest import Server, files_for, issue_secc, issue_station, openssl_ocsp, status_line
+from tests.api.ocsp.conftest import BINDINGS, Server, files_for, issue_secc, issue_station, openssl_ocsp, status_line
 
 pytestmark = pytest.mark.interop
 
@@ -29,10 +29,11 @@ def _revoke(server: Server, serial: str, reason: str) -> httpx.Response:
                       headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
+@BINDINGS
 def test_good_then_revoked_post_sha1_and_sha256(server: Server) -> None:
     issued = issue_station(server.services)
     f = files_for(server.services, issued, server.tmp, "cs")
-    url = f"{server.url}/ocsp"
+    url = f"{server.ocsp}/ocsp"
     for sha in (None, "sha256"):  # SHA-1 (RFC 5019) and SHA-256 (RFC 9919 / OCPP) CertIDs
         for nonce in ((), ("-no_nonce",)):  # nonce: signed on demand; no nonce: the pre-signed path
             res = openssl_ocsp(f, url, *nonce, sha=sha)
@@ -50,10 +51,11 @@ def test_good_then_revoked_post_sha1_and_sha256(server: Server) -> None:
     assert status_line(res, f.cert) == "revoked" and "Response verify OK" in res.stderr
 
 
+@BINDINGS
 def test_iso15118_leaf_unknown_serial_and_foreign_issuer(server: Server, tmp_path) -> None:  # type: ignore[no-untyped-def]
     issued = issue_secc(server.services)
     f = files_for(server.services, issued, server.tmp, "secc")
-    url = f"{server.url}/ocsp"
+    url = f"{server.ocsp}/ocsp"
     res = openssl_ocsp(f, url, "-no_nonce")
     assert status_line(res, f.cert) == "good" and "Response verify OK" in res.stderr
     unknown = subprocess.run(["openssl", "ocsp", "-issuer", str(f.issuer), "-serial", "0x1234567890abcdef", "-url",
@@ -69,18 +71,20 @@ def test_iso15118_leaf_unknown_serial_and_foreign_issuer(server: Server, tmp_pat
     assert "unauthorized (6)" in foreign.stdout + foreign.stderr
 
 
+@BINDINGS
 def test_several_certids_in_one_request(server: Server) -> None:
     a = issue_station(server.services, "CS0001")
     b = issue_station(server.services, "CS0002")
     fa = files_for(server.services, a, server.tmp, "a")
     fb = files_for(server.services, b, server.tmp, "b")
     assert _revoke(server, b.serial, "superseded").status_code == 200
-    res = openssl_ocsp(fa, f"{server.url}/ocsp", certs=[fa.cert, fb.cert])
+    res = openssl_ocsp(fa, f"{server.ocsp}/ocsp", certs=[fa.cert, fb.cert])
     assert "Response verify OK" in res.stderr, res.stderr
     assert status_line(res, fa.cert) == "good"
     assert status_line(res, fb.cert) == "revoked" and "Reason: superseded" in res.stdout
 
 
+@BINDINGS
 def test_get_with_cache_headers_and_sha384(server: Server) -> None:
     issued = issue_station(server.services)
     f = files_for(server.services, issued, server.tmp, "get")
@@ -89,7 +93,7 @@ def test_get_with_cache_headers_and_sha384(server: Server) -> None:
         made = openssl_ocsp(f, None, "-no_nonce", "-reqout", str(req), sha=sha)
         assert req.exists(), made.stderr
         b64 = base64.b64encode(req.read_bytes()).decode()
-        resp = httpx.get(f"{server.url}/ocsp/{quote(b64, safe='')}", timeout=10)
+        resp = httpx.get(f"{server.ocsp}/ocsp/{quote(b64, safe='')}", timeout=10)
         assert resp.status_code == 200
         assert resp.headers["content-type"] == "application/ocsp-response"
         cc = resp.headers["cache-control"]
@@ -101,7 +105,7 @@ def test_get_with_cache_headers_and_sha384(server: Server) -> None:
         assert parsedate_to_datetime(resp.headers["expires"]) == parsed.next_update_utc
         assert parsedate_to_datetime(resp.headers["last-modified"]) == parsed.produced_at_utc
         assert resp.headers["etag"].strip('"') == hashlib.sha1(resp.content).hexdigest()
-        again = httpx.get(f"{server.url}/ocsp/{quote(b64, safe='')}", timeout=10,
+        again = httpx.get(f"{server.ocsp}/ocsp/{quote(b64, safe='')}", timeout=10,
                           headers={"if-none-match": resp.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
         assert int(cc.split("max-age=")[1].split(",")[0]) <= (parsed.next_update_utc - parsed.this_update_utc).total_seconds()
@@ -110,20 +114,21 @@ def test_get_with_cache_headers_and_sha384(server: Server) -> None:
         assert "Response verify OK" in res.stderr, res.stderr
         assert status_line(res, f.cert) == "good"
         for _ in range(3):  # the background refresher may re-sign in between (new ETag): then ask again
-            etag = httpx.get(f"{server.url}/ocsp/{quote(b64, safe='')}").headers["etag"]
-            again = httpx.get(f"{server.url}/ocsp/{quote(b64, safe='')}", headers={"If-None-Match": etag})
+            etag = httpx.get(f"{server.ocsp}/ocsp/{quote(b64, safe='')}").headers["etag"]
+            again = httpx.get(f"{server.ocsp}/ocsp/{quote(b64, safe='')}", headers={"If-None-Match": etag})
             if again.status_code == 304:
                 break
         assert again.status_code == 304 and again.content == b""
 
 
+@BINDINGS
 def test_hostile_input_never_500_and_service_keeps_serving(server: Server) -> None:
     issued = issue_station(server.services)
     f = files_for(server.services, issued, server.tmp, "h")
     req = server.tmp / "req.der"
     openssl_ocsp(f, None, "-no_nonce", "-reqout", str(req))
     good = req.read_bytes()
-    url = f"{server.url}/ocsp"
+    url = f"{server.ocsp}/ocsp"
     ctype = {"Content-Type": "application/ocsp-request"}
     with httpx.Client(timeout=10) as c:
         for body in (b"", b"\x30", good[:-3], good[:20], b"\x00" * 100, b"garbage" * 50, good + b"\x00",
