@@ -7,13 +7,13 @@ from typing import Annotated, Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from api.deps import READ_ROLES, Actor, ServicesDep, require, require_issuable
 from api.rest.problems import problem_of
 from api.rest.schemas import (
     BatchIssueRequest,
     BatchIssueResponse,
-    BatchItemOut,
     CertificateOut,
     IssueRequest,
     IssueResponse,
@@ -107,22 +107,25 @@ def issue(body: IssueRequest, request: Request, services: ServicesDep, actor: Is
              description="Factory and fleet provisioning: up to 1,000 CSRs of one kind. Each item is checked, "
                          "recorded and audited on its own and has its own outcome; the answer is 200 whenever the "
                          "batch itself was acceptable. Items marked failed were not issued and may be retried.")
-def issue_many(body: BatchIssueRequest, request: Request, services: ServicesDep, actor: Issuer) -> BatchIssueResponse:
+def issue_many(body: BatchIssueRequest, request: Request, services: ServicesDep, actor: Issuer) -> JSONResponse:
     kind, generation = _kind_and_generation(body.kind, body.generation)
     require_issuable(services, request, actor, kind.value)
     requests = [BatchRequest(item.csr, owner=item.owner, expect=SubjectExpectation(
-        common_name=item.expect_common_name, organization=item.expect_organization)) for item in body.items]
+        common_name=item.expect_common_name, organization=item.expect_organization)
+        if item.expect_common_name or item.expect_organization else None) for item in body.items]
     result = issue_batch(services.authority, requests, kind, generation=generation, issuer=body.issuer,
                          validity_days=body.validity_days, actor=actor.label,
                          request_id=request.headers.get("x-request-id"))
-    items: list[BatchItemOut] = []
+    # Plain dictionaries into a JSONResponse: FastAPI's response_model path re-validates and re-encodes every item
+    # (~25 µs each, a tenth of a certificate's whole cost); the schema above still documents the answer.
+    items: list[dict[str, object]] = []
     for index, outcome in enumerate(result.items):
         if isinstance(outcome, BatchIssued):
-            items.append(BatchItemOut(index=index, status="issued", id=outcome.id, serial=outcome.serial,
-                                      pem=outcome.pem()))
+            items.append({"index": index, "status": "issued", "id": outcome.id, "serial": outcome.serial,
+                          "pem": outcome.pem(), "problem": None})
         else:
             refused = isinstance(outcome, InvalidRequest | PolicyViolation)
-            items.append(BatchItemOut(index=index, status="refused" if refused else "failed",
-                                      problem=problem_of(outcome)))
-    counts = {s: sum(i.status == s for i in items) for s in ("issued", "refused", "failed")}
-    return BatchIssueResponse(issuer=result.issuer.name, chain_pem=result.chain_pem(), items=items, **counts)
+            items.append({"index": index, "status": "refused" if refused else "failed", "id": None, "serial": None,
+                          "pem": None, "problem": problem_of(outcome)})
+    counts = {s: sum(i["status"] == s for i in items) for s in ("issued", "refused", "failed")}
+    return JSONResponse({"issuer": result.issuer.name, **counts, "chain_pem": result.chain_pem(), "items": items})
