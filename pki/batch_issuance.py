@@ -217,11 +217,11 @@ class _Run:
         if not accepted:
             return []
         created = self.authority.clock.now()
-        for _ in range(_SERIAL_ATTEMPTS):
+        for attempt in range(_SERIAL_ATTEMPTS):
             for a in accepted:
-                serial = new_serial()
-                a.template = dataclasses.replace(a.template, serial=serial)
-                a.row["serial"], a.row["created_at"] = serial_to_hex(serial), created
+                if attempt:  # the first attempt uses the serial each template was built with
+                    a.template = dataclasses.replace(a.template, serial=new_serial())
+                a.row["serial"], a.row["created_at"] = serial_to_hex(a.template.serial), created
             try:
                 return bulk.reserve(self.authority.db, [a.row for a in accepted])
             except DuplicateSerial:
