@@ -331,9 +331,7 @@ def render(args, results, latency, presign_s) -> str:  # type: ignore[no-untyped
                         f"p99 {best['p99_ms']:.2f} ms — {'met' if met else 'NOT met'}")
     table = "\n".join(rows)
     summary = "; ".join(verdicts)
-    return f"""## OCSP responder (bench/bench_ocsp.py)
-
-Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on this 2-core machine (load generator, responders
+    return f"""Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on this 2-core machine (load generator, responders
 and database on the same host; shared and noisy: compare the ratio, not the absolute figures).
 Population: {args.certs:,} station certificates from one issuing CA (P-256; signed with the production profile,
 stored in bulk). Load: `hey -z {args.duration}s -c {args.connections}` (keep-alive), POST of one SHA-1 CertID
@@ -361,16 +359,17 @@ Re-run: `.venv/bin/python bench/bench_ocsp.py --record` (needs `hey` and `openss
 """
 
 
+BEGIN, END = "<!-- bench_ocsp:begin -->", "<!-- bench_ocsp:end -->"
+
+
 def record(section: str) -> None:
+    """Replace the newest run in docs/benchmarks.md (between the markers); earlier runs below them stay."""
     path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nEach section is self-contained.\n"
-    start = text.find("## OCSP responder (bench/bench_ocsp.py)")
-    if start >= 0:
-        end = text.find("\n## ", start + 5)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
+    text = path.read_text()
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"docs/benchmarks.md has no {BEGIN} ... {END} region to replace")
+    path.write_text(text[:start + len(BEGIN)] + "\n" + section.rstrip() + "\n" + text[end:])
 
 
 if __name__ == "__main__":
