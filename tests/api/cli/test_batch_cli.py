@@ -15,12 +15,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PNC_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("PNC_KEY_PASSPHRASE", "cli-test-pass")
-    monkeypatch.setenv("PNC_WITH_ISO15118_20", "false")
+def env(env: Path) -> Path:
     assert runner.invoke(app, ["init"]).exit_code == 0
-    return tmp_path
+    return env
 
 
 def _root(env: Path) -> x509.Certificate:

@@ -13,14 +13,6 @@ from tests.helpers import make_csr, openssl_verify, p256, rsa_key
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PNC_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("PNC_KEY_PASSPHRASE", "cli-test-pass")
-    monkeypatch.setenv("PNC_WITH_ISO15118_20", "false")
-    return tmp_path
-
-
 def test_init_dev_writes_a_verifiable_pki(env: Path) -> None:
     from cryptography import x509
 

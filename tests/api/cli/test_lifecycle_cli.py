@@ -14,13 +14,10 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PNC_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("PNC_KEY_PASSPHRASE", "cli-test-pass")
-    monkeypatch.setenv("PNC_WITH_ISO15118_20", "false")
+def env(env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("PNC_LIFECYCLE_GATEWAY", raising=False)
     assert runner.invoke(app, ["init"]).exit_code == 0
-    return tmp_path
+    return env
 
 
 def test_rotate_dry_run_changes_nothing(env: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from api.cli.main import app
@@ -15,14 +14,6 @@ from pki import stations
 from pki.store import ocpp_repo
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PNC_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("PNC_KEY_PASSPHRASE", "cli-test-pass")
-    monkeypatch.setenv("PNC_WITH_ISO15118_20", "false")
-    return tmp_path
 
 
 def test_station_add_list_show_command_remove(env: Path) -> None:
