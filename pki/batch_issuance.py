@@ -152,6 +152,8 @@ class _Run:
                 out[index] = refused.error
                 audit.append(self._audit("refused", self.profile.kind.value, {
                     "reason": refused.error.code, "message": refused.error.message, "subject": refused.subject}))
+            except Exception as exc:  # a CSR cryptography chokes on must not take the batch down with it
+                out[index] = InvalidRequest(f"CSR could not be processed ({type(exc).__name__})")
         try:
             ids = self._reserve(accepted)
         except PkiError as exc:

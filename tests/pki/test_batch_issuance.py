@@ -156,3 +156,17 @@ def test_the_ocpp_generation_default_and_a_named_issuer(pki: Authority) -> None:
     result = issue_batch(pki, _csrs(2), KIND, issuer=issuer.name)
     assert result.issuer.id == issuer.id and result.issued == 2
     assert result.chain_pem().count("BEGIN CERTIFICATE") == len(result.chain)
+
+
+def test_an_unexpected_error_on_one_csr_is_that_items_outcome(pki: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = batch_module.csr_policy.load_csr
+
+    def choke(data):  # type: ignore[no-untyped-def]
+        if b"junk-that-crashes" in (data if isinstance(data, bytes) else data.encode()):
+            raise ValueError("parser bug")
+        return real(data)
+
+    monkeypatch.setattr(batch_module.csr_policy, "load_csr", choke)
+    items = issue_batch(pki, [*_csrs(1), BatchRequest(b"junk-that-crashes"), *_csrs(1, "SN-B")], KIND).items
+    assert [type(i).__name__ for i in items] == ["BatchIssued", "InvalidRequest", "BatchIssued"]
+    assert "ValueError" in items[1].message and "parser bug" not in items[1].message  # type: ignore[union-attr]
