@@ -48,7 +48,7 @@ def register(cert_app: typer.Typer) -> None:
         chunk: Annotated[int, typer.Option(min=1, max=1000, help="CSRs per transaction.")] = CHUNK,
     ) -> None:
         """Issue a certificate for every CSR in a directory that has no output yet (policy-checked, recorded,
-        audited; refused CSRs are listed and leave exit code 1)."""
+        audited); each CSR not issued is listed with its reason, and any leaves exit code 1 (rerun to retry)."""
         from pki.csr_policy import SubjectExpectation
 
         files = sorted(p for p in csr_dir.iterdir() if p.is_file() and p.suffix.lower() in CSR_SUFFIXES)
@@ -61,7 +61,7 @@ def register(cert_app: typer.Typer) -> None:
             raise InvalidRequest("two CSR files share a stem (e.g. a.csr and a.pem); their outputs would collide")
         svc = services()
         expect = SubjectExpectation(organization=expect_o) if expect_o else None
-        issued = refused = 0
+        issued = not_issued = 0
         problems: list[str] = []
         with Progress(TextColumn("[bold]issuing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=err, transient=not sys.stderr.isatty()) as progress:
@@ -78,13 +78,13 @@ def register(cert_app: typer.Typer) -> None:
                         _write_atomically(out_dir / f"{path.stem}.pem", outcome.pem() + chain)
                         issued += 1
                     else:
-                        refused += 1
+                        not_issued += 1
                         problems.append(f"{path.name}: {outcome.code}: {outcome.message}")
                 progress.advance(task, len(part))
         for line in problems:
-            err.print(f"[red]refused:[/red] {line}", highlight=False, markup=True)
+            err.print(f"[red]not issued:[/red] {line}", highlight=False, markup=True)
         skipped = len(files) - len(todo)
-        err.print(f"issued {issued}, refused {refused}, skipped {skipped} (output exists) -> {out_dir}",
+        err.print(f"issued {issued}, not issued {not_issued}, skipped {skipped} (output exists) -> {out_dir}",
                   highlight=False)
-        if refused:
+        if not_issued:
             raise typer.Exit(1)

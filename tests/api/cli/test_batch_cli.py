@@ -35,7 +35,7 @@ def test_issue_batch_writes_verifiable_chains_and_resumes(env: Path) -> None:
     res = runner.invoke(app, ["cert", "issue-batch", "--csr-dir", str(csrs), "--out", str(out),
                               "--kind", "station-client", "--chunk", "2"])
     assert res.exit_code == 0, res.output
-    assert "issued 5, refused 0, skipped 0" in res.output
+    assert "issued 5, not issued 0, skipped 0" in res.output
     root = _root(env)
     for i in range(5):
         chain = x509.load_pem_x509_certificates((out / f"CS-{i}.pem").read_bytes())
@@ -47,7 +47,7 @@ def test_issue_batch_writes_verifiable_chains_and_resumes(env: Path) -> None:
     (out / "CS-1.pem").unlink()
     again = runner.invoke(app, ["cert", "issue-batch", "--csr-dir", str(csrs), "--out", str(out),
                                 "--kind", "station-client"])
-    assert again.exit_code == 0 and "issued 1, refused 0, skipped 4" in again.output
+    assert again.exit_code == 0 and "issued 1, not issued 0, skipped 4" in again.output
     assert not list(out.glob(".*.tmp"))
 
 
@@ -62,7 +62,7 @@ def test_refused_csrs_are_listed_and_exit_1(env: Path) -> None:
                               "--kind", "station-client", "--expect-o", "pnc-pki Dev"])
     assert res.exit_code == 1
     assert "weak.pem: InvalidKey" in res.output and "other.csr: InvalidSubject" in res.output
-    assert "junk.der: InvalidRequest" in res.output and "issued 1, refused 3" in res.output
+    assert "junk.der: InvalidRequest" in res.output and "issued 1, not issued 3" in res.output
     assert sorted(p.name for p in out.iterdir()) == ["good.pem"]
 
 
