@@ -98,8 +98,12 @@ class OcspListener:
         """Bind with SO_REUSEPORT, so every worker process of one instance listens on the same port and the
         kernel spreads connections across them."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port, reuse_port=True,
-                                                backlog=2048)
+        try:
+            self._server = await loop.create_server(lambda: _Connection(self), host, port, reuse_port=True,
+                                                    backlog=2048)
+        except OSError as exc:  # one clear line in the start-up failure, not only errno in a traceback
+            raise RuntimeError(f"the OCSP listener cannot listen on {host}:{port} (PNC_OCSP_PORT): "
+                               f"{exc.strerror or exc}") from None
         self._sweeper = asyncio.create_task(self._sweep())
 
     @property

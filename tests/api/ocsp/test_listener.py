@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from api.ocsp_listener import OcspListener
+from api.ocsp_stats import OcspStats
 from tests.api.conftest import token_for
 from tests.api.ocsp.conftest import Server, issue_station
 
@@ -141,3 +142,15 @@ def _live_listener(server: Server) -> OcspListener:
     listener = server.app.state.ocsp_listener
     assert isinstance(listener, OcspListener)
     return listener
+
+
+def test_a_port_that_is_taken_is_one_clear_error(server: Server) -> None:
+    import asyncio
+
+    with socket.socket() as taken:  # a plain listener without SO_REUSEPORT holds the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        listener = OcspListener(server.services, OcspStats(), max_body_bytes=1024)
+        with pytest.raises(RuntimeError, match=f"cannot listen on 127.0.0.1:{port} \\(PNC_OCSP_PORT\\)"):
+            asyncio.run(listener.start("127.0.0.1", port))
