@@ -32,17 +32,19 @@ class Served:
     url: str
     data: Path
     log: Path
+    ocsp_port: int
 
 
 @contextmanager
 def two_workers(tmp_path: Path) -> Iterator[Served]:
     """`pnc serve --workers 2` on SQLite in a fresh data directory, until both workers have started; stopped
     afterwards, and its log must hold no traceback."""
-    port = free_port()
+    port, ocsp_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     data = tmp_path / "var"
     env = {**os.environ, "PNC_DATA_DIR": str(data), "PNC_PORT": str(port), "PNC_HOST": "127.0.0.1",
-           "PNC_PUBLIC_URL": url, "PNC_WITH_ISO15118_20": "false", "PNC_LOG_FORMAT": "text"}
+           "PNC_PUBLIC_URL": url, "PNC_WITH_ISO15118_20": "false", "PNC_LOG_FORMAT": "text",
+           "PNC_OCSP_PORT": str(ocsp_port)}
     env.pop("PNC_DATABASE_URL", None)
     log = tmp_path / "server.log"
     with log.open("wb") as out:
@@ -54,7 +56,7 @@ def two_workers(tmp_path: Path) -> Iterator[Served]:
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.1)
-        yield Served(proc, port, url, data, log)
+        yield Served(proc, port, url, data, log, ocsp_port)
     finally:
         stop_process(proc)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
@@ -86,6 +88,21 @@ def test_two_workers_on_one_sqlite_database(tmp_path: Path) -> None:
         cas = httpx.get(url + "/api/v1/cas", headers=auth, timeout=10).json()
         names = [c["name"] for c in cas]
         assert len(names) == len(set(names))
+        # both workers listen on the dedicated OCSP port (SO_REUSEPORT) and answer for the same certificates
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509 import ocsp
+
+        leaf, issuer = x509.load_pem_x509_certificates(answers[0].json()["chain_pem"].encode())[:2]
+        der = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build() \
+            .public_bytes(serialization.Encoding.DER)
+        processes = set()
+        for _ in range(24):  # a new connection each: the kernel spreads them over the two listening sockets
+            answer = httpx.post(f"http://127.0.0.1:{served.ocsp_port}/ocsp", content=der, timeout=10,
+                                headers={"Content-Type": "application/ocsp-request"})
+            assert ocsp.load_der_ocsp_response(answer.content).certificate_status is ocsp.OCSPCertStatus.GOOD
+            processes.add(answer.headers["x-request-id"][:8])  # generated ids start with a per-process prefix
+        assert len(processes) == 2
 
 
 def test_workers_must_be_positive(tmp_path: Path) -> None:
