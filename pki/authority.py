@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,7 +29,7 @@ from pki.keys.base import KeyAlgorithm, KeyManager, Signer, public_key_algorithm
 from pki.profiles import CertKind, Generation, Profile, default_generation, get_profile
 from pki.profiles.builder import CertificateTemplate, Urls, check_size, sign_certificate
 from pki.profiles.validity import NO_OVERRIDES, ValidityPolicy
-from pki.store import repo
+from pki.store import audit_chain, bulk, repo
 from pki.store.group_commit import GroupCommit
 from pki.store.models import Certificate, CertificateAuthority, CertStatus, IssuerHash
 
@@ -88,11 +89,12 @@ class Authority:
         # Observers are told of every issuance attempt: (kind, outcome, seconds). The API layer hangs metrics here;
         # the domain does not know Prometheus exists.
         self.observers: list[Callable[[str, str, float], None]] = []
-        # Concurrent issuances share their write-ahead and finalise transactions (pki.store.group_commit).
-        self.reservations: GroupCommit[Certificate, Certificate] = GroupCommit(
-            lambda r: repo.reserve_certificate(self.db, r), lambda rs: repo.reserve_certificates(self.db, rs))
-        self.finalisations: GroupCommit[repo.Finalisation, Certificate] = GroupCommit(
-            lambda f: repo.finalise_certificate(self.db, f), lambda fs: repo.finalise_certificates(self.db, fs))
+        # Concurrent issuances share their write-ahead and finalise transactions (pki.store.group_commit), on
+        # plain rows and bulk statements (pki.store.bulk): no ORM object per write.
+        self.reservations: GroupCommit[dict[str, Any], int] = GroupCommit(
+            lambda row: bulk.reserve_rows(self.db, [row])[0], lambda rows: bulk.reserve_rows(self.db, rows))
+        self.finalisations: GroupCommit[bulk.Signed, Certificate] = GroupCommit(
+            lambda one: bulk.finalise_signed(self.db, [one])[0], lambda many: bulk.finalise_signed(self.db, many))
 
     # --- URLs placed in certificates ---------------------------------------------------------------------
 
@@ -355,12 +357,12 @@ class Authority:
         request_id: str | None = None,
         subject_ca: CertificateAuthority | None = None,
         dns_names: tuple[str, ...] = (),
-        also: repo.Finalised | None = None,
+        also: bulk.Finalised | None = None,
     ) -> Issued:
         """Issue for a key the service already trusts (its own CA keys, contract keys it generated, OCSP signers).
 
         ``also(connection, record)`` runs in the transaction that makes the record valid and may return an audit
-        event to chain there (see :class:`repo.Finalisation`)."""
+        event to chain there (see :class:`bulk.Signed`)."""
         gen = generation or (Generation(issuer.generation) if issuer else default_generation(kind))
         profile = get_profile(kind, gen) if kind is not CertKind.OCSP_SIGNER else _ocsp_profile(gen, public_key)
         issuer_ca = self.checked_issuer(profile, issuer)
@@ -423,7 +425,7 @@ class Authority:
         subject_ca: CertificateAuthority | None = None,
         dns_names: tuple[str, ...] = (),
         not_after_cap: dt.datetime | None = None,
-        also: repo.Finalised | None = None,
+        also: bulk.Finalised | None = None,
     ) -> Issued:
         not_before, not_after = self.validity_window(profile, validity_days, not_after_cap)
         alg = public_key_algorithm(public_key)
@@ -438,23 +440,28 @@ class Authority:
         except PkiError as exc:
             self._audit_refusal(actor, profile.kind, exc, request_id, subject.rfc4514_string())
             raise
-        record = self._reserve(template, issuer, alg, owner, actor, request_id)
+        record_id, row = self._reserve(template, issuer, alg, owner, actor, request_id)
         try:
-            template = dataclasses.replace(template, serial=int(record.serial, 16))
+            template = dataclasses.replace(template, serial=int(row["serial"], 16))
             cert = sign_certificate(template, issuer_signer)
         except Exception as exc:
-            repo.abort_certificate(self.db, _id(record), f"signing failed: {type(exc).__name__}")
+            repo.abort_certificate(self.db, record_id, f"signing failed: {type(exc).__name__}")
             if isinstance(exc, PkiError):
                 raise
             raise PkiError("signing failed", code="SigningFailed") from None
         der = cert.public_bytes(serialization.Encoding.DER)
-        audit = repo.audit_event(actor, "certificate.issue", "success", target=f"{issuer.name}/{record.serial}",
-                                 request_id=request_id,
-                                 details={"kind": profile.kind.value, "subject": record.subject, "owner": owner})
-        fingerprint = cert.fingerprint(hashes.SHA256()).hex()
-        final = self.finalisations.submit(repo.Finalisation(
-            record, der=der, fingerprint=fingerprint, issued_at=self.clock.now(), audit=audit,
-            subject_ca_id=subject_ca.id if subject_ca else None, also=also))
+        fingerprint, issued_at = cert.fingerprint(hashes.SHA256()).hex(), self.clock.now()
+        subject_ca_id = subject_ca.id if subject_ca else None
+        change = {"record_id": record_id, "der": der, "fingerprint_sha256": fingerprint, "issued_at": issued_at,
+                  "subject_ca_id": subject_ca_id}
+        # The one ORM object of the issuance: what the caller gets back (and ``also`` reads). Built before the
+        # commit, returned only after it.
+        record = Certificate(id=record_id, **{**row, "status": CertStatus.VALID}, der=der,
+                             fingerprint_sha256=fingerprint, issued_at=issued_at, subject_ca_id=subject_ca_id)
+        audit = audit_chain.new_row(actor, "certificate.issue", "success", dt.datetime.now(dt.UTC),
+                                    target=f"{issuer.name}/{row['serial']}", request_id=request_id,
+                                    details={"kind": profile.kind.value, "subject": row["subject"], "owner": owner})
+        final = self.finalisations.submit(bulk.Signed(record, change, audit, also))
         if subject_ca is not None:
             repo.update_ca(self.db, _id(subject_ca), certificate_id=final.id)
             self.forget_cas()
@@ -466,17 +473,19 @@ class Authority:
         return Issued(final, cert)
 
     def _reserve(self, template: CertificateTemplate, issuer: CertificateAuthority, alg: KeyAlgorithm,
-                 owner: str | None, actor: str, request_id: str | None) -> Certificate:
+                 owner: str | None, actor: str, request_id: str | None) -> tuple[int, dict[str, Any]]:
+        """The write-ahead record (pending, serial reserved) as its id and the plain row stored."""
+        row: dict[str, Any] = {
+            "ca_id": _id(issuer), "serial": "", "kind": template.profile.kind.value,
+            "generation": template.profile.generation.value, "status": CertStatus.PENDING,
+            "subject": template.subject.rfc4514_string(), "key_algorithm": alg.value,
+            "not_before": template.not_before, "not_after": template.not_after, "owner": owner, "actor": actor,
+            "request_id": request_id, "created_at": dt.datetime.now(dt.UTC),
+        }
         for _ in range(_SERIAL_ATTEMPTS):
-            record = Certificate(
-                ca_id=_id(issuer), serial=serial_to_hex(new_serial()), kind=template.profile.kind.value,
-                generation=template.profile.generation.value, status=CertStatus.PENDING,
-                subject=template.subject.rfc4514_string(), key_algorithm=alg.value,
-                not_before=template.not_before, not_after=template.not_after, owner=owner, actor=actor,
-                request_id=request_id,
-            )
+            row["serial"] = serial_to_hex(new_serial())
             try:
-                return self.reservations.submit(record)
+                return self.reservations.submit(row), row
             except repo.DuplicateSerial:
                 continue
         raise Conflict("could not reserve a unique serial number")  # ~2^-126 per attempt: a broken RNG

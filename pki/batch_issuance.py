@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,7 +29,7 @@ from pki.hashdata import serial_to_hex
 from pki.keys.base import public_key_algorithm
 from pki.profiles import CertKind, Generation, Profile, default_generation, get_profile
 from pki.profiles.builder import CertificateTemplate, check_size, sign_certificate
-from pki.store import bulk
+from pki.store import audit_chain, bulk
 from pki.store.models import CertificateAuthority, CertStatus
 from pki.store.repo import DuplicateSerial
 
@@ -141,7 +141,7 @@ class _Run:
     def chunk(self, requests: Sequence[BatchRequest]) -> list[BatchIssued | PkiError]:
         started = time.perf_counter()
         out: list[BatchIssued | PkiError | None] = [None] * len(requests)
-        audit: list[dict[str, object]] = []
+        audit: list[dict[str, Any]] = []
         accepted: list[_Accepted] = []
         for index, request in enumerate(requests):
             try:
@@ -238,10 +238,9 @@ class _Run:
         except StorageUnavailable:
             pass
 
-    def _audit(self, outcome: str, target: str, details: dict[str, object]) -> dict[str, object]:
-        return {"at": self.authority.clock.now(), "actor": self.actor, "action": "certificate.issue",
-                "outcome": outcome, "target": target, "request_id": self.request_id,
-                "details": json.dumps(details, sort_keys=True, default=str)[:4096]}
+    def _audit(self, outcome: str, target: str, details: dict[str, Any]) -> dict[str, Any]:
+        return audit_chain.new_row(self.actor, "certificate.issue", outcome, self.authority.clock.now(),
+                                   target=target, request_id=self.request_id, details=details)
 
     def _observe(self, out: Sequence[BatchIssued | PkiError | None], seconds: float) -> None:
         """Tell the issuance observers (metrics) of every item, each with the chunk's mean time."""

@@ -54,7 +54,7 @@ from pki.iso15118.trust import TrustStore
 from pki.iso15118.xmldsig import ExiCodec, SignatureFailure, SignedElement, sign, verify
 from pki.profiles import CertKind, Generation
 from pki.revocation import Listener, RevocationReason, revoke
-from pki.store import contract_repo, repo
+from pki.store import bulk, contract_repo, repo
 from pki.store.contract_models import Contract
 from pki.store.models import AuditEvent, Certificate, CertificateAuthority, CertStatus
 
@@ -388,7 +388,7 @@ class ContractInstaller:
         return Outcome(exi, "OK", contract.emaid, issued.record.id, remaining, (contract.id or 0,))
 
     def _issue_contract(self, contract: Contract, key: Any, issuer: CertificateAuthority, station_id: str,
-                        req: Request, also: repo.Finalised | None = None) -> Issued:
+                        req: Request, also: bulk.Finalised | None = None) -> Issued:
         subject = x509.Name([
             x509.NameAttribute(NameOID.COMMON_NAME, contract.emaid),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),

@@ -84,11 +84,29 @@ def append_many(conn: Connection, events: list[AuditEvent]) -> list[AuditEvent]:
     """Chain ``events`` in order with one head lock and one head update (what a batch of issuances needs)."""
     if not events:
         return events
-    rows = append_rows(conn, [{name: getattr(event, name) for name in _EVENT_COLUMNS} for event in events])
+    rows = append_rows(conn, [row_of(event) for event in events])
     for event, row in zip(events, rows, strict=True):
-        event.at, event.sequence = row["at"], row["sequence"]
-        event.prev_hash, event.entry_hash = row["prev_hash"], row["entry_hash"]
+        copy_chained(row, event)
     return events
+
+
+def row_of(event: AuditEvent) -> dict[str, Any]:
+    """The plain row :func:`append_rows` takes for an ORM event."""
+    return {name: getattr(event, name) for name in _EVENT_COLUMNS}
+
+
+def copy_chained(row: dict[str, Any], event: AuditEvent) -> None:
+    """Give ``event`` the place in the chain its row got from :func:`append_rows`."""
+    event.at, event.sequence = row["at"], row["sequence"]
+    event.prev_hash, event.entry_hash = row["prev_hash"], row["entry_hash"]
+
+
+def new_row(actor: str, action: str, outcome: str, at: dt.datetime, *, target: str | None = None,
+            request_id: str | None = None, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An audit entry as a plain row for :func:`append_rows` (``details`` as stored: sorted JSON, capped)."""
+    return {"at": at, "actor": actor, "action": action, "outcome": outcome, "target": target,
+            "request_id": request_id,
+            "details": json.dumps(details, sort_keys=True, default=str)[:4096] if details else None}
 
 
 def append_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -138,7 +138,7 @@ def update_contract(db: Database, contract_id: int, audit: AuditEvent | None = N
 
 def link_certificate(conn: Connection, contract_id: int, certificate_id: int) -> None:
     """Point the contract at its new certificate inside the caller's transaction (the issuance's own, see
-    ``repo.Finalisation.also``, which also chains the caller's audit event)."""
+    ``bulk.Signed.also``, which also chains the caller's audit event)."""
     result = conn.execute(_LINK, {"contract_id": contract_id, "certificate_id": certificate_id})
     if result.rowcount != 1:
         raise LookupError(f"no contract {contract_id}")

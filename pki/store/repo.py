@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import Connection, bindparam, func, insert, update
+from sqlalchemy import Connection, bindparam, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -144,88 +143,6 @@ def find_issuers(db: Database, algorithm: str, name_hash: str, key_hash: str) ->
 
 
 # --- certificates ------------------------------------------------------------------------------------------
-
-
-# Prebuilt statements: SQLAlchemy caches their compiled form, so the hot path pays no statement construction.
-_RESERVE_MANY = insert(Certificate).returning(col(Certificate.id), sort_by_parameter_order=True)
-_FINALISE = (
-    update(Certificate)
-    .where(col(Certificate.id) == bindparam("record_id"), col(Certificate.status) == CertStatus.PENDING)
-    .values(
-        der=bindparam("der"), fingerprint_sha256=bindparam("fingerprint_sha256"), status=bindparam("status"),
-        issued_at=bindparam("issued_at"), subject_ca_id=bindparam("subject_ca_id"),
-    )
-)
-
-
-def reserve_certificate(db: Database, record: Certificate) -> Certificate:
-    """Write-ahead: store the pending record (serial reserved) before anything is signed.
-
-    A Core INSERT ... RETURNING rather than the ORM unit of work: this is the issuance hot path."""
-    return reserve_certificates(db, [record])[0]
-
-
-def reserve_certificates(db: Database, records: Sequence[Certificate]) -> list[Certificate]:
-    """:func:`reserve_certificate` for several records in one transaction, all or none (group commit); a
-    duplicate serial raises :class:`DuplicateSerial` and keeps none of them."""
-    values = [r.model_dump(exclude={"id"}) for r in records]
-    with db.engine.begin() as conn:
-        try:
-            ids = list(conn.execute(_RESERVE_MANY, values).scalars())
-        except IntegrityError as exc:
-            raise DuplicateSerial(str(exc.orig)) from None
-    if len(ids) != len(records):
-        raise LookupError("the database returned fewer ids than records reserved")
-    for record, new_id in zip(records, ids, strict=True):
-        record.id = new_id
-    return list(records)
-
-
-Finalised = Callable[[Connection, Certificate], "AuditEvent | None"]
-
-
-@dataclass(frozen=True)
-class Finalisation:
-    """One reserved record's signed result and what goes into the same transaction.
-
-    ``also`` writes the caller's own consequence of the issuance (a contract now pointing at its certificate) in
-    that transaction too: one commit instead of two on the hot path, and never a valid certificate without it.
-    The audit event it returns is chained right after the issuance's, under the same head lock."""
-
-    record: Certificate
-    der: bytes
-    fingerprint: str
-    issued_at: dt.datetime
-    audit: AuditEvent | None = None
-    subject_ca_id: int | None = None
-    also: Finalised | None = None
-
-
-def finalise_certificate(db: Database, f: Finalisation) -> Certificate:
-    """Mark the reserved record valid with its DER, in the same transaction as its audit event."""
-    return finalise_certificates(db, [f])[0]
-
-
-def finalise_certificates(db: Database, batch: Sequence[Finalisation]) -> list[Certificate]:
-    """:func:`finalise_certificate` for several records in one transaction, all or none (group commit): one
-    commit and one audit-chain head update for the whole batch, entries chained in batch order.
-
-    SQL statements on one connection, no ORM session: this is the issuance hot path."""
-    with db.engine.begin() as conn:
-        for f in batch:
-            changes = {"der": f.der, "fingerprint_sha256": f.fingerprint, "status": CertStatus.VALID,
-                       "issued_at": f.issued_at, "subject_ca_id": f.subject_ca_id, "record_id": f.record.id}
-            if conn.execute(_FINALISE, changes).rowcount != 1:
-                raise LookupError(f"no pending certificate record {f.record.id}")
-        events: list[AuditEvent] = []
-        for f in batch:
-            extra = f.also(conn, f.record) if f.also is not None else None
-            events.extend(e for e in (f.audit, extra) if e is not None)
-        audit_chain.append_many(conn, events)
-    for f in batch:
-        f.record.der, f.record.fingerprint_sha256, f.record.status = f.der, f.fingerprint, CertStatus.VALID
-        f.record.issued_at, f.record.subject_ca_id = f.issued_at, f.subject_ca_id
-    return [f.record for f in batch]
 
 
 def import_certificate(db: Database, record: Certificate, audit: AuditEvent) -> Certificate:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -13,7 +14,7 @@ from pki.authority import Authority
 from pki.errors import Conflict, NotFound, PkiError, PolicyViolation
 from pki.keys.base import KeyAlgorithm
 from pki.profiles import CertKind, Generation
-from pki.store import repo
+from pki.store import bulk, repo
 from pki.store.models import CertStatus
 from tests.helpers import make_csr, name, p256
 
@@ -53,14 +54,16 @@ def test_signing_failure_leaves_an_aborted_record_not_a_certificate(pki: Authori
     assert len(aborted) == 1 and aborted[0].der is None and "RuntimeError" in (aborted[0].failure or "")
 
 
-def test_crash_recovery_aborts_stale_pending(pki: Authority) -> None:
-    from pki.store.models import Certificate
+def _pending_row(ca_id: int, serial: str, at: dt.datetime) -> dict[str, Any]:
+    return {"ca_id": ca_id, "serial": serial, "kind": "station-client", "generation": "ocpp",
+            "status": CertStatus.PENDING, "subject": "CN=x", "key_algorithm": "ec-p256", "not_before": at,
+            "not_after": at, "owner": None, "actor": "test", "request_id": None, "created_at": at}
 
+
+def test_crash_recovery_aborts_stale_pending(pki: Authority) -> None:
     ca = pki.issuer_for(CertKind.STATION_CLIENT, Generation.OCPP)
     old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    repo.reserve_certificate(pki.db, Certificate(ca_id=ca.id or 0, serial="abc", kind="station-client",
-                                                 generation="ocpp", subject="CN=x", key_algorithm="ec-p256",
-                                                 not_before=old, not_after=old, created_at=old))
+    bulk.reserve_rows(pki.db, [_pending_row(ca.id or 0, "abc", old)])
     assert pki.recover_pending() == 1
     assert repo.list_certificates(pki.db, status=CertStatus.ABORTED)[0].serial == "abc"
     with pytest.raises(NotFound):
@@ -68,15 +71,12 @@ def test_crash_recovery_aborts_stale_pending(pki: Authority) -> None:
 
 
 def test_duplicate_serial_is_refused_by_the_database(pki: Authority) -> None:
-    from pki.store.models import Certificate
-
     ca = pki.issuer_for(CertKind.STATION_CLIENT, Generation.OCPP)
     now = dt.datetime.now(dt.UTC)
-    row = dict(ca_id=ca.id or 0, serial="1234", kind="station-client", generation="ocpp", subject="CN=x",
-               key_algorithm="ec-p256", not_before=now, not_after=now)
-    repo.reserve_certificate(pki.db, Certificate(**row))
+    row = _pending_row(ca.id or 0, "1234", now)
+    bulk.reserve_rows(pki.db, [row])
     with pytest.raises(repo.DuplicateSerial):
-        repo.reserve_certificate(pki.db, Certificate(**row))
+        bulk.reserve_rows(pki.db, [row])
 
 
 def test_chain_and_validity(pki: Authority) -> None:

@@ -3,9 +3,11 @@ one caller's failure is its alone, and a batch of issuances leaves the same reco
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -14,9 +16,9 @@ from pki.authority import Authority
 from pki.errors import PolicyViolation
 from pki.keys.base import KeyManager
 from pki.profiles import CertKind, Generation
-from pki.store import repo
+from pki.store import bulk, repo
 from pki.store.group_commit import GroupCommit
-from pki.store.models import Certificate, CertStatus
+from pki.store.models import CertStatus
 from tests.helpers import drain, make_csr, p256
 
 
@@ -164,17 +166,18 @@ def test_a_batch_with_a_duplicate_serial_keeps_nothing_and_is_split(pki: Authori
     ca = pki.issuer_for(CertKind.STATION_CLIENT, Generation.OCPP)
     assert ca.id is not None
 
-    def record() -> Certificate:
-        return Certificate(ca_id=ca.id, serial="abcdef", kind="station-client", generation="ocpp",
-                           status=CertStatus.PENDING, subject="CN=x", key_algorithm="p256",
-                           not_before=pki.clock.now(), not_after=pki.clock.now())
+    def record() -> dict[str, Any]:
+        now = dt.datetime.now(dt.UTC)
+        return {"ca_id": ca.id, "serial": "abcdef", "kind": "station-client", "generation": "ocpp",
+                "status": CertStatus.PENDING, "subject": "CN=x", "key_algorithm": "p256", "not_before": now,
+                "not_after": now, "owner": None, "actor": "test", "request_id": None, "created_at": now}
 
     with pytest.raises(repo.DuplicateSerial):
-        repo.reserve_certificates(pki.db, [record(), record()])
+        bulk.reserve_rows(pki.db, [record(), record()])
     assert repo.find_certificates_by_serial(pki.db, "abcdef") == []
-    slots: list[_Slot[Certificate, Certificate]] = [_Slot(record()), _Slot(record())]
+    slots: list[_Slot[dict[str, Any], int]] = [_Slot(record()), _Slot(record())]
     pki.reservations._execute(slots)
     first, second = slots
-    assert first.error is None and first.result is not None and first.result.id is not None
+    assert first.error is None and first.result is not None
     assert isinstance(second.error, repo.DuplicateSerial)
-    assert [r.id for r in repo.find_certificates_by_serial(pki.db, "abcdef")] == [first.result.id]
+    assert [r.id for r in repo.find_certificates_by_serial(pki.db, "abcdef")] == [first.result]

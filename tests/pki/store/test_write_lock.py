@@ -91,7 +91,8 @@ HOLDER = textwrap.dedent("""
             conn.execute(text("INSERT INTO t VALUES (1)"))
             print("holding", flush=True)
             time.sleep(0.54)
-        print(f"released {time.time():.6f}", flush=True)
+            committing = time.time()  # stamped before the commit: the waiter cannot start before it
+        print(f"released {committing:.6f}", flush=True)
         time.sleep(0.3)
     engine.dispose()
 """)
