@@ -6,6 +6,8 @@ pnc-pki: `Authority.issue_from_csr` (policy checks, write-ahead record, signatur
 PostgreSQL, one at a time and from N threads; bulk issuance (`pki.batch_issuance.issue_batch`, chunks of 250: the
 same checks and records, one INSERT and one finalising transaction per chunk); and both through the REST API
 (`POST /api/v1/certificates` and `/api/v1/certificates/batch` with 500 CSRs per request, uvicorn, keep-alive client).
+The storage floor line times the two transactions of one-at-a-time issuance through the bare DB-API driver: with
+the raw crypto it bounds what issuing one certificate per transaction pair could reach even with no Python at all.
 
 Usage: .venv/bin/python -m bench.bench_issuance [--n 2000] [--db postgresql+psycopg://postgres@127.0.0.1:5432/test]
 (with --db: a private schema in that database, dropped afterwards; the in-process run and the server share it)
@@ -34,6 +36,7 @@ from pki.hierarchy import OCPP_SPECS, HierarchyPlan, create_hierarchies
 from pki.keys.base import KeyAlgorithm, KeyManager
 from pki.keys.file import FileKeyStore
 from pki.profiles import CertKind, Generation
+from pki.store import audit_chain
 from pki.store.repo import Database
 from tests.helpers import drain, free_port, make_csr, p256
 
@@ -56,6 +59,66 @@ def raw_crypto(csrs: list[bytes], key: object) -> float:
         )
         cert.public_bytes(serialization.Encoding.DER)
     return time.perf_counter() - start
+
+
+def storage_floor(db: Database, ca_id: int, n: int) -> float:
+    """Seconds per certificate for the writes one-at-a-time issuance cannot skip, through the bare DB-API driver
+    (no SQLAlchemy, no ORM, no Python of ours beyond the audit hash): the write-ahead INSERT in one transaction,
+    then the finalising UPDATE, the chain-head read, the audit INSERT and the head UPDATE in a second — the same
+    statements, on the same schema and indexes. With the raw crypto this bounds what one-at-a-time issuance can
+    reach at all: raw / (raw + floor)."""
+    sqlite = db.url.startswith("sqlite")
+    mark = "?" if sqlite else "%s"
+
+    def q(sql: str) -> str:
+        return sql.replace("?", mark)
+
+    def when(value: dt.datetime) -> object:  # what SQLAlchemy's SQLite DateTime stores; PostgreSQL takes datetimes
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else value
+
+    insert_sql = q("INSERT INTO certificate (ca_id, serial, kind, generation, status, subject, key_algorithm, "
+                   "not_before, not_after, owner, actor, request_id, created_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id")
+    finalise_sql = q("UPDATE certificate SET der = ?, fingerprint_sha256 = ?, status = ?, issued_at = ?, "
+                     "subject_ca_id = NULL WHERE id = ? AND status = ?")
+    head_sql = ("SELECT sequence, entry_hash FROM audit_chain_head WHERE id = 1" if sqlite
+                else "SELECT sequence, entry_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE")
+    audit_sql = q("INSERT INTO audit_event (at, actor, action, target, outcome, request_id, details, sequence, "
+                  "prev_hash, entry_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    move_sql = q("UPDATE audit_chain_head SET sequence = ?, entry_hash = ? WHERE id = 1")
+    raw = db.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+
+        def begin() -> None:
+            if sqlite:
+                cur.execute("BEGIN IMMEDIATE")  # the service's writers begin IMMEDIATE too; psycopg begins itself
+
+        start = time.perf_counter()
+        for _ in range(n):
+            now = dt.datetime.now(dt.UTC)
+            begin()
+            cur.execute(insert_sql, (ca_id, os.urandom(16).hex(), "station-client", "ocpp", "pending",
+                                     "CN=SN-floor,O=Bench CPO", "ec-p256", when(now), when(now), None, "bench",
+                                     None, when(now)))
+            record_id = cur.fetchone()[0]
+            raw.commit()
+            begin()
+            cur.execute(finalise_sql, (os.urandom(600), os.urandom(32).hex(), "valid", when(now), record_id,
+                                       "pending"))
+            cur.execute(head_sql)
+            sequence, prev = cur.fetchone()
+            entry = {"sequence": sequence + 1, "at": audit_chain.format_time(now), "actor": "bench",
+                     "action": "certificate.issue", "target": f"floor/{record_id}", "outcome": "success",
+                     "request_id": None, "details": '{"kind": "station-client"}', "prev_hash": prev}
+            entry_hash = audit_chain.compute_hash(entry)
+            cur.execute(audit_sql, (when(now), "bench", "certificate.issue", entry["target"], "success", None,
+                                    entry["details"], sequence + 1, prev, entry_hash))
+            cur.execute(move_sql, (sequence + 1, entry_hash))
+            raw.commit()
+        return (time.perf_counter() - start) / n
+    finally:
+        raw.close()
 
 
 def concurrent_issuance(authority: Authority, csrs: list[bytes], threads: int) -> tuple[float, float]:
@@ -112,6 +175,11 @@ def run(args: argparse.Namespace, db_url: str) -> None:
     print(f"raw crypto:        {raw_rate:8.0f} certificates/s")
     print(f"pnc Authority:     {pnc_rate:8.0f} certificates/s  ratio {pnc_rate / raw_rate:6.1%}  "
           f"p50 {statistics.median(lat) * 1e3:.2f} ms  p99 {sorted(lat)[int(0.99 * len(lat))] * 1e3:.2f} ms")
+    issuer_id = authority.issuer_for(CertKind.STATION_CLIENT, Generation.OCPP).id or 0
+    floor = storage_floor(db, issuer_id, min(args.n, 1000))
+    crypto = 1 / raw_rate
+    print(f"storage floor:     {floor * 1e6:8.0f} µs per certificate (bare driver, the same two transactions): "
+          f"one at a time can reach at most {crypto / (crypto + floor):6.1%}")
     if args.threads > 1:
         more = [make_csr(p256(), CN=f"SN-T{i}", O="Bench CPO") for i in range(args.n)]
         rate, batch = concurrent_issuance(authority, more, args.threads)
