@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import col
 
@@ -31,9 +31,15 @@ from pki.store.repo import Database, DuplicateSerial
 Finalised = Callable[[Connection, Certificate], "AuditEvent | None"]
 
 # Prebuilt statements: SQLAlchemy caches their compiled form, so the hot path pays no statement construction.
+#
+# The pending guard compares coalesce(status, '') rather than the column, so that only the primary key can find
+# the row: on a table without statistics yet (a new deployment's first minute) PostgreSQL estimates one row for
+# both "id = ?" and "status = 'pending'" and EXPLAIN showed it choosing the (status, not_after) index, which
+# scans every pending row for each update.
+_PENDING = func.coalesce(col(Certificate.status), "") == CertStatus.PENDING
 _FINALISE = (
     update(Certificate)
-    .where(col(Certificate.id) == bindparam("record_id"), col(Certificate.status) == CertStatus.PENDING)
+    .where(col(Certificate.id) == bindparam("record_id"), _PENDING)
     .values(
         der=bindparam("der"), fingerprint_sha256=bindparam("fingerprint_sha256"), status=bindparam("status"),
         issued_at=bindparam("issued_at"), subject_ca_id=bindparam("subject_ca_id"),
@@ -41,7 +47,7 @@ _FINALISE = (
 )
 _ABORT = (
     update(Certificate)
-    .where(col(Certificate.id) == bindparam("record_id"), col(Certificate.status) == CertStatus.PENDING)
+    .where(col(Certificate.id) == bindparam("record_id"), _PENDING)
     .values(status=CertStatus.ABORTED, failure=bindparam("failure"))
 )
 _INSERT = insert(Certificate)
@@ -49,6 +55,11 @@ _INSERT_ONE = insert(Certificate).returning(col(Certificate.id))
 _IDS = (select(col(Certificate.id), col(Certificate.ca_id), col(Certificate.serial))
         .where(col(Certificate.ca_id).in_(bindparam("ca_ids", expanding=True)),
                col(Certificate.serial).in_(bindparam("serials", expanding=True))))
+# UPDATEs per executemany. psycopg pipelines an executemany; on a new TCP connection the first pipeline of 250
+# finalising UPDATEs (~190 KB with the DER) stalled ~210 ms on the loopback — once per pooled connection, never
+# over a Unix socket, never with slices of 100 or less (bench: the first chunk of every fresh connection took
+# 225 ms instead of 18). Slices cost nothing measurable on SQLite or on PostgreSQL.
+_UPDATE_SLICE = 64
 _IN_LIMIT = 500  # serials per SELECT: well inside SQLite's and PostgreSQL's parameter limits
 RESERVED_COLUMNS = ("ca_id", "serial", "kind", "generation", "status", "subject", "key_algorithm", "not_before",
                     "not_after", "owner", "actor", "request_id", "created_at")
@@ -132,7 +143,8 @@ def finalise_on(conn: Connection, changes: Sequence[dict[str, Any]], audit: list
     :class:`StorageUnavailable`, which rolls the caller's transaction back: none of them is made valid."""
     params = [{"status": CertStatus.VALID, "subject_ca_id": None, **c} for c in changes]
     if params:
-        done = conn.execute(_FINALISE, params).rowcount
+        done = sum(conn.execute(_FINALISE, params[at:at + _UPDATE_SLICE]).rowcount
+                   for at in range(0, len(params), _UPDATE_SLICE))
         if done != len(params):
             raise StorageUnavailable(f"{len(params) - done} of {len(params)} reserved records were no longer "
                                      "pending; none of the batch was made valid")

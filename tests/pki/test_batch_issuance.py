@@ -144,6 +144,26 @@ def test_the_database_refusing_a_write_is_storage_unavailable(pki: Authority) ->
                                 "issued_at": pki.clock.now()}], [])
 
 
+def test_a_record_no_longer_pending_in_a_later_slice_keeps_the_whole_finalisation_out(pki: Authority) -> None:
+    """The finalising UPDATE runs in slices of bulk._UPDATE_SLICE; one aborted record in the last slice still rolls
+    back the slices before it, so none of the batch becomes valid."""
+    ca = pki.issuer_for(KIND, Generation.OCPP)
+    now = pki.clock.now()
+    n = bulk._UPDATE_SLICE * 2 + 1
+    rows = [{"ca_id": ca.id, "serial": f"{0xABC000 + i:x}", "kind": KIND.value, "generation": "ocpp",
+             "status": CertStatus.PENDING, "subject": "CN=x", "key_algorithm": "ec-p256", "not_before": now,
+             "not_after": now, "owner": None, "actor": "test", "request_id": None, "created_at": now}
+            for i in range(n)]
+    ids = bulk.reserve(pki.db, rows)
+    bulk.abort(pki.db, [ids[-1]], "aborted by recovery meanwhile")
+    changes = [{"record_id": i, "der": b"x", "fingerprint_sha256": f"{i:064x}", "issued_at": now} for i in ids]
+    with pytest.raises(StorageUnavailable, match=f"1 of {n} reserved records were no longer pending"):
+        bulk.finalise(pki.db, changes, [])
+    assert {repo.get_certificate(pki.db, i).status for i in ids[:-1]} == {CertStatus.PENDING}  # type: ignore[union-attr]
+    bulk.finalise(pki.db, changes[:-1], [])  # the rest, without the aborted one, goes through
+    assert {repo.get_certificate(pki.db, i).status for i in ids[:-1]} == {CertStatus.VALID}  # type: ignore[union-attr]
+
+
 def test_observers_hear_every_item(pki: Authority) -> None:
     heard: list[tuple[str, str]] = []
     pki.observers.append(lambda kind, outcome, seconds: heard.append((kind, outcome)))
