@@ -86,7 +86,10 @@ class CsrView:
 
     def __init__(self, csr: x509.CertificateSigningRequest) -> None:
         self.csr = csr
-        self.subject = csr.subject
+        try:
+            self.subject = csr.subject  # cryptography parses the subject lazily, here
+        except ValueError:  # a subject that does not parse (found by fuzzing: was a 500 over REST)
+            raise InvalidRequest("CSR subject is not a parsable X.509 name") from None
         self._attrs: dict[str, list[str]] | None = None
         self._key: CertificatePublicKeyTypes | None = None
 

@@ -131,3 +131,19 @@ def test_refusals_are_audited(pki: Authority) -> None:
                            actor="token:alice")
     events = [e for e in repo.list_audit(pki.db, limit=1000) if e.outcome == "refused"]
     assert events and events[-1].actor == "token:alice" and "RSA-1024" in (events[-1].details or "")
+
+
+def test_a_csr_whose_subject_does_not_parse_is_an_invalid_request(pki: Authority) -> None:
+    """cryptography loads a CSR without parsing its subject; a subject string with a wrong tag only fails when the
+    subject is read. That must be the caller's InvalidRequest (found by the fuzzer: REST answered 500)."""
+    from pki.batch_issuance import BatchRequest, issue_batch
+
+    der = x509.load_pem_x509_csr(make_csr(p256(), CN="CS001", O="Test CPO")).public_bytes(serialization.Encoding.DER)
+    before = repo.count_certificates(pki.db)
+    at = der.index(b"\x0c\x05CS001")  # the CN's UTF8String tag -> 0x0d, not a string type
+    bad = der[:at] + b"\x0d" + der[at + 1:]
+    with pytest.raises(InvalidRequest, match="subject is not a parsable"):
+        pki.issue_from_csr(bad, CertKind.STATION_CLIENT)
+    [outcome] = issue_batch(pki, [BatchRequest(bad)], CertKind.STATION_CLIENT).items
+    assert isinstance(outcome, InvalidRequest)
+    assert repo.count_certificates(pki.db) == before  # not even a write-ahead record
