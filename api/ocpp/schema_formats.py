@@ -30,14 +30,19 @@ def install() -> None:
     from ocpp import messages
 
     original: Callable[..., Draft4Validator] = messages.get_validator
-    checked: dict[int, Draft4Validator] = {}
+    # Keyed by what selects the schema, never by id() of the package's validator: two threads validating the same
+    # message type for the first time each build one, the package keeps the later, the earlier is freed and its id
+    # can come back as another schema's validator — a Get15118EVCertificate response was then checked against the
+    # request's schema (a flaky CI failure, 3 tests at once).
+    checked: dict[tuple[int, str, str, Callable[..., Any]], Draft4Validator] = {}
 
     def get_validator(message_type_id: int, action: str, ocpp_version: str, parse_float: Callable[..., Any] = float,
                       ) -> Draft4Validator:
-        base = original(message_type_id, action, ocpp_version, parse_float)
-        validator = checked.get(id(base))
+        key = (int(message_type_id), action, ocpp_version, parse_float)
+        validator = checked.get(key)
         if validator is None:
-            validator = checked[id(base)] = Draft4Validator(base.schema, format_checker=_FORMATS)
+            base = original(message_type_id, action, ocpp_version, parse_float)
+            validator = checked.setdefault(key, Draft4Validator(base.schema, format_checker=_FORMATS))
         return validator
 
     messages.get_validator = get_validator
