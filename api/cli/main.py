@@ -269,7 +269,7 @@ def cert_list(
 
 
 def _find(svc: Services, ident: str, ca: str | None) -> Any:
-    if ident.isdigit() and not ca and len(ident) < 12:
+    if ident.isascii() and ident.isdigit() and not ca and len(ident) < 12:  # not '¹': int() refuses it
         return svc.authority.certificate(int(ident))
     return svc.authority.certificate_by_serial(ident, ca=ca)
 

@@ -160,7 +160,8 @@ class TrustStore:
     def _find(self, ident: str) -> TrustAnchor:
         # Shorter than any accepted fingerprint prefix: an id. Longer all-digit strings may be either — about one
         # fingerprint in a hundred starts with ten decimal digits — so they are looked up as a prefix first.
-        if ident.isdigit() and len(ident) < 8:
+        # isascii(): str.isdigit() is also true for '¹' or '٣', which int() refuses (found by fuzzing: was a 500)
+        if ident.isascii() and ident.isdigit() and len(ident) < 8:
             row = contract_repo.get_trust_anchor(self.db, int(ident))
             if row is None:
                 raise NotFound(f"no trust anchor with id {ident}")
@@ -169,7 +170,7 @@ class TrustStore:
         if len(prefix) < 8:
             raise InvalidRequest("give an id or at least 8 hex digits of the SHA-256 fingerprint")
         rows = [r for r in self.list() if r.fingerprint_sha256.startswith(prefix)]
-        if not rows and ident.isdigit() and len(ident) < 19:  # < 19 digits: fits a database integer
+        if not rows and ident.isascii() and ident.isdigit() and len(ident) < 19:  # < 19 digits: fits a database integer
             by_id = contract_repo.get_trust_anchor(self.db, int(ident))
             if by_id is not None:
                 return by_id

@@ -263,7 +263,7 @@ class JobEngine:
         holder = lrepo.lease_holder(self.db, name)
         if holder is not None:
             host, _, pid = holder.rpartition(":")
-            if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+            if host == socket.gethostname() and pid.isascii() and pid.isdigit() and not _pid_alive(int(pid)):
                 if lrepo.steal_lease(self.db, name, holder, self.holder, self.clock.now(), LEASE_TTL):
                     return
         raise Conflict(f"job {job_id} is being run by {holder}; wait for it or for its lease to expire")

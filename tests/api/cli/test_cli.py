@@ -90,6 +90,7 @@ def test_ca_and_cert_commands(env: Path) -> None:
         (["cert", "show", "99999"], 3, "no certificate with id 99999"),
         (["cert", "export", "1", "--format", "xml"], 1, "--format must be pem or der"),
         (["cert", "show", "abcdef"], 3, "no certificate with serial abcdef"),
+        (["cert", "show", "¹"], 3, "no certificate with serial ¹"),  # isdigit() but not int(): was a traceback
     ],
 )
 def test_errors_are_one_line_with_exit_codes(env: Path, args: list[str], code: int, message: str) -> None:

@@ -35,6 +35,8 @@ def test_trust_store_crud(client: TestClient, services: Services, admin_token: s
     assert client.delete(f"/api/v1/trust/{fp[:10]}", headers=h(admin_token)).status_code == 204
     assert len(client.get("/api/v1/trust", headers=h(admin_token)).json()) == 2
     assert "trust.remove" in [e.action for e in repo.list_audit(services.db, limit=1000)]
+    odd = client.delete("/api/v1/trust/%C2%B9", headers=h(admin_token))  # '¹': isdigit(), not int() (fuzzer: 500)
+    assert odd.status_code == 400 and odd.headers["content-type"] == "application/problem+json"
 
 
 def test_contract_lifecycle(client: TestClient, services: Services) -> None:
