@@ -9,6 +9,10 @@
    same moment; reports Accepted answers/s and CSRs signed/s (until every CertificateSigned arrived).
 3. In the same run, the raw crypto limit on one core: CSR load + proof-of-possession check + certificate build and
    P-256 signature with cryptography alone, no database, no network.
+4. The reference for the connection figures, in the same run: a bare ASGI WebSocket server on the same uvicorn
+   implementation and compression mode (accepts ocpp2.0.1, answers each CALL with an empty CALLRESULT, keeps no
+   state) holding the same number of connections from the same client. ``rss_vs_bare_websocket`` = pnc-pki's RSS
+   per connection / the bare server's: what pnc-pki's own per-station state costs on top of the WebSocket itself.
 
 Bounded: every phase has a timeout (``--time-limit``). Client and server share the machine's cores.
 Station passwords use scrypt n=2^10 here (the registry default is 2^14, ~40 ms per handshake): the benchmark
@@ -44,6 +48,12 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid``, all its threads (the scrypt KDF runs outside the GIL)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def raise_fd_limit() -> int:
@@ -102,6 +112,35 @@ def serve(data_dir: Path, port: int, ws: str, compression: str = "stateless") ->
     app.state.ocpp = OcppRuntime(svc, OcppSettings(call_timeout=120, outbox_tick=5))
     uvicorn.run(app, host="127.0.0.1", port=port, **ws_options, log_level="error", backlog=4096, ws_ping_interval=None,
                 lifespan="on")
+
+
+def serve_bare(port: int, ws: str, compression: str) -> None:
+    """The reference server: the same uvicorn WebSocket stack and compression as ``serve``, no OCPP, no state."""
+    import uvicorn
+
+    from api.ocpp.ws_protocol import uvicorn_ws_options
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        if scope["type"] != "websocket":
+            return
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept", "subprotocol": "ocpp2.0.1"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            unique_id = json.loads(message.get("text") or "[0, \"\"]")[1]
+            await send({"type": "websocket.send", "text": json.dumps([3, unique_id, {}])})
+
+    ws_options = uvicorn_ws_options(compression) if ws == "websockets-sansio" else {"ws": ws}
+    uvicorn.run(app, host="127.0.0.1", port=port, **ws_options, log_level="error", backlog=4096,
+                ws_ping_interval=None, lifespan="on")
 
 
 # --- clients (bench process) ---------------------------------------------------------------------------------
@@ -241,6 +280,63 @@ def scrypt_ms(n: int) -> float:
     return (time.perf_counter() - start) / 5 * 1000
 
 
+async def wait_listening(server: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("server did not start") from None
+            await asyncio.sleep(0.2)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # ~20,000 WebSockets closing gracefully take longer; figures are printed
+        server.kill()
+        server.wait()
+
+
+async def hold(server: subprocess.Popen[bytes], url: str, ids: list[str], args: argparse.Namespace,
+               ) -> tuple[list[Any], dict[str, float]]:
+    """Warm the server up, take its RSS, open ``ids`` and hold them: (connections, figures)."""
+    warm = await open_idle(url, [ids[0]], 1)  # imports, pools and caches warmed before the baseline
+    for ws in warm:
+        await ws.close()
+    await asyncio.sleep(1.0)
+    base = rss_kib(server.pid)
+    t, cpu = time.perf_counter(), cpu_s(server.pid)
+    conns = await asyncio.wait_for(open_idle(url, ids, args.concurrency), args.time_limit)
+    connect_s, cpu = time.perf_counter() - t, cpu_s(server.pid) - cpu
+    await asyncio.sleep(2.0)
+    held = rss_kib(server.pid)
+    return conns, {"rss_base_mib": round(base / 1024, 1), "rss_held_mib": round(held / 1024, 1),
+                   "rss_per_connection_kib": round((held - base) / max(len(conns), 1), 1),
+                   "handshakes_per_s": round(len(conns) / connect_s, 1),
+                   "server_cpu_ms_per_handshake": round(cpu * 1000 / max(len(conns), 1), 2)}
+
+
+async def bare_reference(n: int, args: argparse.Namespace) -> dict[str, float]:
+    """The bare WebSocket server holding ``n`` connections from the same client (see the module docstring)."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, __file__, "--serve-bare", "--port", str(port), "--ws", args.ws,
+                               "--compression", args.compression], env=env)
+    try:
+        await wait_listening(server, port)
+        conns, figures = await hold(server, f"ws://127.0.0.1:{port}/ocpp",
+                                    [f"B{i:05d}" for i in range(n)], args)
+        for ws in conns:
+            await ws.close()
+        return figures
+    finally:
+        stop(server)
+
+
 async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     hard = raise_fd_limit()
     n = args.connections
@@ -257,31 +353,14 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                                "--ws", args.ws, "--compression", args.compression], env=env)
     url = f"ws://127.0.0.1:{port}/ocpp"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("server did not start") from None
-                await asyncio.sleep(0.2)
-        warm = await open_idle(url, ["B00000"], 1)  # imports, pools and caches warmed before the baseline
-        for ws in warm:
-            await ws.close()
-        await asyncio.sleep(1.0)
-        base = rss_kib(server.pid)
-        t = time.perf_counter()
+        await wait_listening(server, port)
         idle_ids = [f"B{i:05d}" for i in range(args.burst, args.burst + n)]
-        conns = await asyncio.wait_for(open_idle(url, idle_ids, args.concurrency), args.time_limit)
-        connect_s = time.perf_counter() - t
-        await asyncio.sleep(2.0)
-        held = rss_kib(server.pid)
+        conns, held = await hold(server, url, idle_ids, args)
         result: dict[str, Any] = {
             "ws_impl": args.ws, "compression": args.compression, "connections": len(conns), "fd_limit": hard, "setup_s": round(setup_s, 1),
-            "server_rss_base_mib": round(base / 1024, 1), "server_rss_held_mib": round(held / 1024, 1),
-            "rss_per_connection_kib": round((held - base) / max(len(conns), 1), 1),
-            "handshakes_per_s": round(len(conns) / connect_s, 1),
+            "server_rss_base_mib": held["rss_base_mib"], "server_rss_held_mib": held["rss_held_mib"],
+            "rss_per_connection_kib": held["rss_per_connection_kib"], "handshakes_per_s": held["handshakes_per_s"],
+            "server_cpu_ms_per_handshake": held["server_cpu_ms_per_handshake"],
             "scrypt_ms_registry_default": round(scrypt_ms(2**14), 1), "scrypt_ms_bench": round(scrypt_ms(2**10), 2),
         }
         print(json.dumps(result), file=sys.stderr)
@@ -299,14 +378,14 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                                                          / result["authority_issue_from_csr_per_s"], 3)
         for ws in conns:
             await ws.close()
-        return result
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # ~20,000 WebSockets closing gracefully take longer; figures are printed
-            server.kill()
-            server.wait()
+        stop(server)
+    if args.reference and n:
+        bare = await bare_reference(len(conns), args)
+        result.update({f"bare_websocket_{k}": v for k, v in bare.items()})
+        result["rss_vs_bare_websocket"] = round(result["rss_per_connection_kib"]
+                                                / max(bare["rss_per_connection_kib"], 0.1), 2)
+    return result
 
 
 def main() -> None:
@@ -318,9 +397,16 @@ def main() -> None:
     parser.add_argument("--compression", default="stateless", choices=["stateless", "context", "off"],
                         help="permessage-deflate mode with websockets-sansio (PNC_OCPP_WS_COMPRESSION)")
     parser.add_argument("--time-limit", type=float, default=600)
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the bare WebSocket server reference for the connection figures")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_bare:
+        raise_fd_limit()
+        serve_bare(args.port, args.ws, args.compression)
+        return
     if args.serve:
         raise_fd_limit()
         serve(args.serve, args.port, args.ws, args.compression)
