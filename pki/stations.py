@@ -260,7 +260,10 @@ def _pick_issuer(authority: Authority, kind: CertKind, generation: Generation,
     """The active issuer; with a 2.1 hashRootCertificate, the one below that root (A02.FR.27)."""
     profile = get_profile(kind, generation)
     assert profile.issuer_kind is not None
-    candidates = repo.active_cas_of_kind(authority.db, profile.issuer_kind.value, generation.value)
+    # cached for the authority's ca_cache_ttl like issuer_for (this runs for every SignCertificate), and, like it,
+    # never a CA whose creation was interrupted (key and row, no certificate yet)
+    candidates = [ca for ca in authority.active_cas_of_kind(profile.issuer_kind.value, generation.value)
+                  if ca.certificate_id is not None]
     if not candidates:
         raise PolicyViolation(f"no active {profile.issuer_kind.value} CA for {generation.value}", code="NoIssuer")
     if hash_root is None:

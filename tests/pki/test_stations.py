@@ -13,6 +13,8 @@ from pki.authority import Authority
 from pki.errors import Conflict, InvalidRequest, PolicyViolation
 from pki.identifiers import generate_emaid
 from pki.profiles import CertKind
+from pki.store import repo
+from pki.store.models import CertificateAuthority
 from tests.helpers import make_csr, p256
 
 EMAID = generate_emaid("DE", "PNC", "C12345678")
@@ -57,6 +59,21 @@ def test_sign_plan_binds_the_csr_to_the_registered_station(pki: Authority) -> No
         stations.plan_sign(pki, station, make_csr(p256(), CN="SN-2", O="Test CPO").decode(), "V2G20Certificate",
                            version="2.0.1")
 
+
+
+def test_sign_plan_never_picks_a_ca_whose_creation_was_interrupted(pki: Authority) -> None:
+    """A CA row with a key but no certificate yet (creation cut off) is newer than the working Sub-CA; the plan
+    must keep to the one that can sign, as ``issuer_for`` does."""
+    station, _ = stations.register_station(pki.db, stations.StationSpec(
+        "ST-9", "SN-9", "Test CPO", password="p" * 20), scrypt_n=2**10)
+    working = pki.ca("csms-sub")
+    repo.add_ca(pki.db, CertificateAuthority(name="csms-sub-half", kind=working.kind, generation=working.generation,
+                                             parent_id=working.parent_id, key_uri="file:half",
+                                             key_algorithm=working.key_algorithm))
+    pki.forget_cas()
+    plan = stations.plan_sign(pki, station, make_csr(p256(), CN="SN-9", O="Test CPO").decode(),
+                              "ChargingStationCertificate", version="2.0.1")
+    assert plan.issuer == "csms-sub"
 
 def test_only_self_signed_roots_are_installable(pki: Authority) -> None:
     pem = lambda c: c.public_bytes(serialization.Encoding.PEM).decode()  # noqa: E731
