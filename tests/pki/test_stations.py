@@ -60,7 +60,6 @@ def test_sign_plan_binds_the_csr_to_the_registered_station(pki: Authority) -> No
                            version="2.0.1")
 
 
-
 def test_sign_plan_never_picks_a_ca_whose_creation_was_interrupted(pki: Authority) -> None:
     """A CA row with a key but no certificate yet (creation cut off) is newer than the working Sub-CA; the plan
     must keep to the one that can sign, as ``issuer_for`` does."""
@@ -74,6 +73,7 @@ def test_sign_plan_never_picks_a_ca_whose_creation_was_interrupted(pki: Authorit
     plan = stations.plan_sign(pki, station, make_csr(p256(), CN="SN-9", O="Test CPO").decode(),
                               "ChargingStationCertificate", version="2.0.1")
     assert plan.issuer == "csms-sub"
+
 
 def test_only_self_signed_roots_are_installable(pki: Authority) -> None:
     pem = lambda c: c.public_bytes(serialization.Encoding.PEM).decode()  # noqa: E731

@@ -86,6 +86,7 @@ def test_own_roots_are_trusted_implicitly(pki: Authority) -> None:
     oem = store.view(["oem"])
     assert [c.subject for c in oem.anchors] == [pki.ca_certificate(pki.ca("oem-root")).subject]
 
+
 @pytest.mark.parametrize("ident", ["¹", "٣", "¹²³⁴⁵⁶⁷⁸⁹", "١٢٣٤٥٦٧٨٩"])
 def test_non_ascii_digits_are_neither_an_id_nor_a_prefix(authority: Authority, ident: str) -> None:
     """Regression (found by the REST fuzzer): str.isdigit() is true for '¹' and Arabic-Indic digits, which int()
