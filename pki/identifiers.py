@@ -82,6 +82,16 @@ def _is_alpha(ch: str) -> bool:
     return ch.isascii() and ch.isalpha()
 
 
+def decimal_id(text: str, *, max_digits: int | None = None) -> int | None:
+    """``text`` as a number when it is ASCII digits only (at most ``max_digits`` of them), else None.
+
+    For operator input that may be a record id or something else (a fingerprint prefix, a hex serial):
+    ``str.isdigit`` alone is also true for '¹' or '٣', which ``int`` refuses or reads as a digit nobody typed."""
+    if not text or not (text.isascii() and text.isdigit()) or (max_digits is not None and len(text) > max_digits):
+        return None
+    return int(text)
+
+
 def _fail(kind: str, text: str, detail: str) -> IdentifierError:
     return IdentifierError(f"{kind} {text!r}: {detail}")
 

@@ -24,6 +24,7 @@ from rich.table import Table
 from api.context import ROLES, Services, bootstrap, build_services, create_token
 from api.settings import Settings
 from pki.errors import Conflict, KeyStoreError, NotFound, PkiError
+from pki.identifiers import decimal_id
 from pki.profiles import CertKind, Generation
 from pki.store import repo
 
@@ -269,8 +270,9 @@ def cert_list(
 
 
 def _find(svc: Services, ident: str, ca: str | None) -> Any:
-    if ident.isascii() and ident.isdigit() and not ca and len(ident) < 12:  # not '¹': int() refuses it
-        return svc.authority.certificate(int(ident))
+    record_id = decimal_id(ident, max_digits=11)
+    if record_id is not None and not ca:
+        return svc.authority.certificate(record_id)
     return svc.authority.certificate_by_serial(ident, ca=ca)
 
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from pki.authority import Authority
 from pki.clock import utc
 from pki.errors import Conflict, InvalidRequest, NotFound, PolicyViolation
+from pki.identifiers import decimal_id
 from pki.iso15118.pathval import PathError, validate_path
 from pki.profiles import CertKind
 from pki.store import contract_repo, repo
@@ -160,9 +161,9 @@ class TrustStore:
     def _find(self, ident: str) -> TrustAnchor:
         # Shorter than any accepted fingerprint prefix: an id. Longer all-digit strings may be either — about one
         # fingerprint in a hundred starts with ten decimal digits — so they are looked up as a prefix first.
-        # isascii(): str.isdigit() is also true for '¹' or '٣', which int() refuses (found by fuzzing: was a 500)
-        if ident.isascii() and ident.isdigit() and len(ident) < 8:
-            row = contract_repo.get_trust_anchor(self.db, int(ident))
+        short_id = decimal_id(ident, max_digits=7)
+        if short_id is not None:
+            row = contract_repo.get_trust_anchor(self.db, short_id)
             if row is None:
                 raise NotFound(f"no trust anchor with id {ident}")
             return row
@@ -170,8 +171,9 @@ class TrustStore:
         if len(prefix) < 8:
             raise InvalidRequest("give an id or at least 8 hex digits of the SHA-256 fingerprint")
         rows = [r for r in self.list() if r.fingerprint_sha256.startswith(prefix)]
-        if not rows and ident.isascii() and ident.isdigit() and len(ident) < 19:  # < 19 digits: fits a database integer
-            by_id = contract_repo.get_trust_anchor(self.db, int(ident))
+        long_id = decimal_id(ident, max_digits=18)  # fits a database integer
+        if not rows and long_id is not None:
+            by_id = contract_repo.get_trust_anchor(self.db, long_id)
             if by_id is not None:
                 return by_id
         if not rows:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from pki.clock import Clock, SystemClock, utc
 from pki.errors import Conflict, InvalidRequest, NotFound
+from pki.identifiers import decimal_id
 from pki.store import lifecycle_repo as lrepo
 from pki.store import repo
 from pki.store.models import ItemState, JobStatus, LifecycleJob, LifecycleJobItem
@@ -262,8 +263,9 @@ class JobEngine:
             return
         holder = lrepo.lease_holder(self.db, name)
         if holder is not None:
-            host, _, pid = holder.rpartition(":")
-            if host == socket.gethostname() and pid.isascii() and pid.isdigit() and not _pid_alive(int(pid)):
+            host, _, pid_text = holder.rpartition(":")
+            pid = decimal_id(pid_text)
+            if host == socket.gethostname() and pid is not None and not _pid_alive(pid):
                 if lrepo.steal_lease(self.db, name, holder, self.holder, self.clock.now(), LEASE_TTL):
                     return
         raise Conflict(f"job {job_id} is being run by {holder}; wait for it or for its lease to expire")

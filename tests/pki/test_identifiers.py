@@ -17,6 +17,7 @@ from pki.identifiers import (
     IdentifierError,
     Pcid,
     SeccId,
+    decimal_id,
     din_check_digit,
     emaid_check_digit,
     generate_emaid,
@@ -557,3 +558,11 @@ def test_pcid_bad_character() -> None:
         "expected letters A-Z or digits 0-9 (no separators)"
     ):
         parse_pcid("WMI-1234567890ABCD")
+
+
+@pytest.mark.parametrize(("text", "max_digits", "expected"), [
+    ("42", None, 42), ("0042", 4, 42), ("12345678", 7, None), ("", None, None), ("4a", None, None),
+    ("¹", None, None), ("٣", None, None), ("-1", None, None), (" 1", None, None),
+])
+def test_decimal_id_takes_ascii_digits_only(text: str, max_digits: int | None, expected: int | None) -> None:
+    assert decimal_id(text, max_digits=max_digits) == expected
