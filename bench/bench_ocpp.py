@@ -282,6 +282,12 @@ def scrypt_ms(n: int) -> float:
     return (time.perf_counter() - start) / 5 * 1000
 
 
+def start_server(role: list[str], port: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """This script again as a server process (``--serve DIR`` or ``--serve-bare``) with the run's WebSocket options."""
+    return subprocess.Popen([sys.executable, __file__, *role, "--port", str(port), "--ws", args.ws,
+                             "--compression", args.compression], env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 async def wait_listening(server: subprocess.Popen[bytes], port: int) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -325,9 +331,7 @@ async def hold(server: subprocess.Popen[bytes], url: str, ids: list[str], args: 
 async def bare_reference(n: int, args: argparse.Namespace) -> dict[str, float]:
     """The bare WebSocket server holding ``n`` connections from the same client (see the module docstring)."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, __file__, "--serve-bare", "--port", str(port), "--ws", args.ws,
-                               "--compression", args.compression], env=env)
+    server = start_server(["--serve-bare"], port, args)
     try:
         await wait_listening(server, port)
         conns, figures = await hold(server, f"ws://127.0.0.1:{port}/ocpp",
@@ -350,9 +354,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     prepare(data_dir, n + args.burst)
     setup_s = time.perf_counter() - t
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(data_dir), "--port", str(port),
-                               "--ws", args.ws, "--compression", args.compression], env=env)
+    server = start_server(["--serve", str(data_dir)], port, args)
     url = f"ws://127.0.0.1:{port}/ocpp"
     try:
         await wait_listening(server, port)
